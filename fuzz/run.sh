@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Fuzzes the text-format parser and its round trip through the writer.
+# Usage: fuzz/run.sh [seconds]   (default 60; from anywhere)
+# New interesting inputs go to fuzz/corpus/ (gitignored); a failing input is written to
+# fuzz/artifacts/ and the script exits non-zero.
+set -euo pipefail
+
+secs="${1:-60}"
+here="$(cd "$(dirname "$0")" && pwd)"
+cd "$here/.."
+
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+    cargo install cargo-fuzz --locked
+fi
+
+# cargo-fuzz needs nightly flags (-Zsanitizer); use a nightly toolchain when rustup has
+# one, otherwise let the stable compiler accept them.
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+    fuzz=(cargo +nightly fuzz)
+else
+    export RUSTC_BOOTSTRAP=1
+    fuzz=(cargo fuzz)
+fi
+
+corpus="fuzz/corpus/parse_exposition"
+mkdir -p "$corpus"
+"${fuzz[@]}" run parse_exposition "$corpus" fuzz/seeds -- \
+    -max_total_time="$secs" \
+    -dict=fuzz/exposition.dict \
+    -max_len=4096 \
+    -timeout=10 \
+    -rss_limit_mb=2048 \
+    -print_final_stats=1

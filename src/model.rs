@@ -1,0 +1,315 @@
+//! The sample model every source produces and every sink consumes: families, series, labels.
+//!
+//! A [`Snapshot`] is what one collection of one source yields. It is made of [`Family`]s (a metric
+//! name with its type, help and unit) that hold [`Sample`]s (one series' value at one time). Label
+//! sets are [`Labels`]: sorted by name, unique, never empty-valued, never holding `__name__` (the
+//! series name travels separately in [`Sample::name`]). Sinks can rely on those rules because the
+//! only way to build a `Labels` is through its validating constructors.
+
+use std::fmt;
+
+/// The bit pattern Prometheus uses for a staleness marker. Any other NaN is an ordinary value.
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+/// Returns the staleness-marker NaN.
+pub fn stale_nan() -> f64 {
+    f64::from_bits(STALE_NAN_BITS)
+}
+
+/// True only for the exact staleness-marker bit pattern (never arithmetic on NaN).
+pub fn is_stale_nan(v: f64) -> bool {
+    v.to_bits() == STALE_NAN_BITS
+}
+
+/// The metric types of the exposition format and of remote-write metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum MetricType {
+    #[default]
+    Unknown,
+    Counter,
+    Gauge,
+    Histogram,
+    Summary,
+    Info,
+    StateSet,
+    GaugeHistogram,
+}
+
+impl MetricType {
+    /// The word used on a `# TYPE` line (text format 0.0.4 knows only the first five).
+    pub fn as_text(self) -> &'static str {
+        match self {
+            MetricType::Counter => "counter",
+            MetricType::Gauge | MetricType::Info | MetricType::StateSet => "gauge",
+            MetricType::Histogram | MetricType::GaugeHistogram => "histogram",
+            MetricType::Summary => "summary",
+            MetricType::Unknown => "untyped",
+        }
+    }
+
+    /// Parses the word of a `# TYPE` line.
+    pub fn from_text(s: &str) -> Option<MetricType> {
+        Some(match s {
+            "counter" => MetricType::Counter,
+            "gauge" => MetricType::Gauge,
+            "histogram" => MetricType::Histogram,
+            "summary" => MetricType::Summary,
+            "untyped" | "unknown" => MetricType::Unknown,
+            "info" => MetricType::Info,
+            "stateset" => MetricType::StateSet,
+            "gaugehistogram" => MetricType::GaugeHistogram,
+            _ => return None,
+        })
+    }
+}
+
+/// Why a label set or name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LabelError {
+    #[error("invalid label name {0:?}")]
+    InvalidName(String),
+    #[error("repeated label name {0:?}")]
+    Repeated(String),
+    #[error("invalid metric name {0:?}")]
+    InvalidMetricName(String),
+}
+
+/// True if `s` is a valid label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub fn is_valid_label_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    match bytes.next() {
+        Some(b) if b.is_ascii_alphabetic() || b == b'_' => {}
+        _ => return false,
+    }
+    bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// True if `s` is a valid metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+pub fn is_valid_metric_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    match bytes.next() {
+        Some(b) if b.is_ascii_alphabetic() || b == b'_' || b == b':' => {}
+        _ => return false,
+    }
+    bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
+}
+
+/// A validated label set: sorted by name, unique names, no empty values, no `__name__`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+pub struct Labels(Vec<(String, String)>);
+
+impl Labels {
+    /// The empty label set.
+    pub fn new() -> Labels {
+        Labels(Vec::new())
+    }
+
+    /// Builds a label set from pairs in any order. Pairs with an empty value are dropped (as
+    /// Prometheus treats an empty label as absent); a repeated or invalid name is an error;
+    /// `__name__` is refused because the series name is carried beside the labels.
+    pub fn from_pairs<I, K, V>(pairs: I) -> Result<Labels, LabelError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let mut v: Vec<(String, String)> = Vec::new();
+        for (k, val) in pairs {
+            let (k, val) = (k.into(), val.into());
+            if !is_valid_label_name(&k) || k == "__name__" {
+                return Err(LabelError::InvalidName(k));
+            }
+            if v.iter().any(|(n, _)| *n == k) {
+                return Err(LabelError::Repeated(k));
+            }
+            if !val.is_empty() {
+                v.push((k, val));
+            }
+        }
+        v.sort();
+        Ok(Labels(v))
+    }
+
+    /// The value of label `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .ok()
+            .map(|i| self.0[i].1.as_str())
+    }
+
+    /// Sets `name` to `value` (replacing it if present; an empty value removes it).
+    /// The name must be valid; it is checked in debug builds only because every caller passes a
+    /// name it validated or a constant.
+    pub fn set(&mut self, name: &str, value: &str) {
+        debug_assert!(is_valid_label_name(name) && name != "__name__");
+        match self.0.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
+            Ok(i) if value.is_empty() => {
+                self.0.remove(i);
+            }
+            Ok(i) => self.0[i].1 = value.to_string(),
+            Err(_) if value.is_empty() => {}
+            Err(i) => self.0.insert(i, (name.to_string(), value.to_string())),
+        }
+    }
+
+    /// Removes `name` and returns its value.
+    pub fn remove(&mut self, name: &str) -> Option<String> {
+        match self.0.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
+            Ok(i) => Some(self.0.remove(i).1),
+            Err(_) => None,
+        }
+    }
+
+    /// The pairs, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// One value of one series. The series is `name` plus `labels`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// The full series name: for a histogram family `foo` this is `foo_bucket`, `foo_sum` or
+    /// `foo_count`; for a summary, `foo`, `foo_sum` or `foo_count`.
+    pub name: String,
+    pub labels: Labels,
+    pub value: f64,
+    /// Milliseconds since the epoch, when the source gave one; otherwise the snapshot's time applies.
+    pub timestamp_ms: Option<i64>,
+}
+
+/// A metric family: one name with its metadata and its samples.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Family {
+    pub name: String,
+    pub kind: MetricType,
+    pub help: String,
+    pub unit: String,
+    pub samples: Vec<Sample>,
+}
+
+impl Family {
+    pub fn new(name: impl Into<String>, kind: MetricType, help: impl Into<String>) -> Family {
+        Family {
+            name: name.into(),
+            kind,
+            help: help.into(),
+            unit: String::new(),
+            samples: Vec::new(),
+        }
+    }
+
+    /// Adds a sample named like the family.
+    pub fn push(&mut self, labels: Labels, value: f64) {
+        self.samples.push(Sample {
+            name: self.name.clone(),
+            labels,
+            value,
+            timestamp_ms: None,
+        });
+    }
+}
+
+/// What one collection of one source produced.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Snapshot {
+    /// The source's configured name (its `job`).
+    pub source: String,
+    /// When the collection started, in milliseconds since the epoch; the timestamp of every
+    /// sample that has none of its own.
+    pub timestamp_ms: i64,
+    pub families: Vec<Family>,
+    /// Series (name, labels) present in the previous collection and absent from this one:
+    /// remote-write sinks send one staleness marker for each at `timestamp_ms`.
+    pub stale: Vec<(String, Labels)>,
+}
+
+impl Snapshot {
+    /// The number of samples in all families.
+    pub fn sample_count(&self) -> usize {
+        self.families.iter().map(|f| f.samples.len()).sum()
+    }
+}
+
+impl fmt::Display for Labels {
+    /// `{a="1",b="2"}` with text-format escaping; nothing for an empty set.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        f.write_str("{")?;
+        for (i, (k, v)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{k}=\"")?;
+            for c in v.chars() {
+                match c {
+                    '\\' => f.write_str("\\\\")?,
+                    '"' => f.write_str("\\\"")?,
+                    '\n' => f.write_str("\\n")?,
+                    c => write!(f, "{c}")?,
+                }
+            }
+            f.write_str("\"")?;
+        }
+        f.write_str("}")
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_sorted_unique_nonempty() {
+        let l = Labels::from_pairs([("b", "2"), ("a", "1"), ("c", "")]).unwrap();
+        assert_eq!(l.iter().collect::<Vec<_>>(), vec![("a", "1"), ("b", "2")]);
+        assert_eq!(
+            Labels::from_pairs([("a", "1"), ("a", "2")]),
+            Err(LabelError::Repeated("a".into()))
+        );
+        assert!(Labels::from_pairs([("__name__", "x")]).is_err());
+        assert!(Labels::from_pairs([("1a", "x")]).is_err());
+    }
+
+    #[test]
+    fn set_and_remove_keep_order() {
+        let mut l = Labels::from_pairs([("b", "2")]).unwrap();
+        l.set("a", "1");
+        l.set("c", "3");
+        l.set("b", "");
+        assert_eq!(l.to_string(), r#"{a="1",c="3"}"#);
+        assert_eq!(l.remove("a").as_deref(), Some("1"));
+        assert_eq!(l.get("c"), Some("3"));
+    }
+
+    #[test]
+    fn stale_marker_is_exact_bits() {
+        assert!(is_stale_nan(stale_nan()));
+        assert!(!is_stale_nan(f64::NAN));
+    }
+
+    #[test]
+    fn display_escapes() {
+        let l = Labels::from_pairs([("a", "x\"y\\z\nw")]).unwrap();
+        assert_eq!(l.to_string(), r#"{a="x\"y\\z\nw"}"#);
+    }
+}

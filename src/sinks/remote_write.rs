@@ -1,0 +1,332 @@
+//! The remote-write 1.0 sink: batches samples per series, queues encoded batches, and sends
+//! them oldest first with rate limits, retries and backoff.
+//!
+//! Two tasks per sink: the batcher seals the pending batch when it is full or `batch_wait` old;
+//! the sender delivers the queue's front batch, retrying 5xx/429/network errors forever (with
+//! backoff, honouring `Retry-After`) and dropping batches a receiver refuses with another 4xx.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use backon::{ExponentialBuilder, Retryable};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::{human, now_seconds, send_classified, SendError};
+use crate::buffer::{MemoryQueue, Queue};
+use crate::config::{redact_url, RemoteWriteConfig};
+use crate::http::client;
+use crate::model::{stale_nan, Snapshot};
+use crate::self_metrics::SelfMetrics;
+use crate::wire::remote_write::{self as rw, BatchBuilder, EncodedBatch};
+
+/// How often a family's metadata is sent again (receivers keep it in memory only).
+const METADATA_REFRESH: Duration = Duration::from_secs(600);
+
+pub struct RemoteWriteSink {
+    cfg: RemoteWriteConfig,
+    client: reqwest::Client,
+    metrics: Arc<SelfMetrics>,
+    state: Mutex<State>,
+    /// Wakes the batcher when a batch starts filling.
+    batch_started: Notify,
+    /// Wakes the sender when the queue gains a batch or the batcher closes.
+    queued: Notify,
+    /// Set by the batcher once it sealed its last batch at shutdown.
+    closed: AtomicBool,
+    requests: Option<DefaultDirectRateLimiter>,
+    samples: Option<DefaultDirectRateLimiter>,
+}
+
+/// What submit, batcher and sender share.
+struct State {
+    pending: BatchBuilder,
+    /// When the pending batch got its first sample.
+    pending_since: Option<Instant>,
+    queue: Box<dyn Queue>,
+    /// When each family's metadata was last put in a batch.
+    metadata_sent: HashMap<String, Instant>,
+}
+
+impl RemoteWriteSink {
+    pub fn new(cfg: RemoteWriteConfig, metrics: Arc<SelfMetrics>) -> anyhow::Result<Self> {
+        let requests = cfg.rate_limit.requests_per_second.and_then(|rps| {
+            Quota::with_period(Duration::from_secs_f64(1.0 / rps)).map(RateLimiter::direct)
+        });
+        let samples = cfg.rate_limit.samples_per_second.map(|sps| {
+            let burst = sps.max(cfg.max_samples_per_send.min(u32::MAX as usize) as u32);
+            // Both are at least 1: validated in config.
+            RateLimiter::direct(
+                Quota::per_second(NonZeroU32::new(sps).expect("sps > 0"))
+                    .allow_burst(NonZeroU32::new(burst).expect("burst > 0")),
+            )
+        });
+        Ok(RemoteWriteSink {
+            client: client::build(&cfg.http)?,
+            state: Mutex::new(State {
+                pending: BatchBuilder::new(),
+                pending_since: None,
+                queue: Box::new(MemoryQueue::new(cfg.max_queued_samples)),
+                metadata_sent: HashMap::new(),
+            }),
+            cfg,
+            metrics,
+            batch_started: Notify::new(),
+            queued: Notify::new(),
+            closed: AtomicBool::new(false),
+            requests,
+            samples,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Poisoning means a panic elsewhere; the queue itself is still consistent.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a snapshot's samples (and stale markers) to the pending batch, sealing it each time
+    /// it reaches `max_samples_per_send`.
+    pub fn submit(&self, snap: &Snapshot) {
+        let mut st = self.lock();
+        let now = Instant::now();
+        for fam in &snap.families {
+            if fam.samples.is_empty() {
+                continue;
+            }
+            let due = st
+                .metadata_sent
+                .get(&fam.name)
+                .is_none_or(|t| now.duration_since(*t) >= METADATA_REFRESH);
+            if due {
+                st.metadata_sent.insert(fam.name.clone(), now);
+                st.pending.add_metadata(fam);
+            }
+            for s in &fam.samples {
+                let ts = s.timestamp_ms.unwrap_or(snap.timestamp_ms);
+                st.pending.add(&s.name, &s.labels, ts, s.value);
+                if st.pending.len() >= self.cfg.max_samples_per_send {
+                    self.seal(&mut st);
+                }
+            }
+        }
+        for (name, labels) in &snap.stale {
+            st.pending.add(name, labels, snap.timestamp_ms, stale_nan());
+            if st.pending.len() >= self.cfg.max_samples_per_send {
+                self.seal(&mut st);
+            }
+        }
+        if !st.pending.is_empty() && st.pending_since.is_none() {
+            st.pending_since = Some(now);
+            self.batch_started.notify_one();
+        }
+    }
+
+    /// Encodes the pending batch and appends it to the queue.
+    fn seal(&self, st: &mut State) {
+        st.pending_since = None;
+        if st.pending.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut st.pending).finish();
+        let dropped = st.queue.push(batch);
+        if dropped > 0 {
+            self.metrics.dropped(&self.cfg.name, "queue_full", dropped as u64);
+            tracing::warn!(sink = %self.cfg.name, "queue full: dropped the oldest {dropped} samples");
+        }
+        self.metrics.queue_samples(&self.cfg.name, st.queue.samples() as u64);
+        self.queued.notify_one();
+    }
+
+    /// Runs batcher and sender until `cancel`; then seals what is pending and keeps sending
+    /// until the queue is empty (the caller bounds how long).
+    pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        let batcher = async {
+            loop {
+                let since = self.lock().pending_since;
+                match since {
+                    Some(t) => tokio::select! {
+                        _ = tokio::time::sleep_until((t + self.cfg.batch_wait).into()) => {
+                            let mut st = self.lock();
+                            if st.pending_since == Some(t) {
+                                self.seal(&mut st);
+                            }
+                        }
+                        _ = cancel.cancelled() => break,
+                    },
+                    None => tokio::select! {
+                        _ = self.batch_started.notified() => {}
+                        _ = cancel.cancelled() => break,
+                    },
+                }
+            }
+            self.seal(&mut self.lock());
+            self.closed.store(true, Ordering::SeqCst);
+            self.queued.notify_one();
+        };
+        tokio::join!(batcher, self.send_loop());
+    }
+
+    async fn send_loop(&self) {
+        let mut outage: Option<Outage> = None;
+        loop {
+            let front = self.lock().queue.front();
+            let Some((id, batch)) = front else {
+                if let Some(o) = outage.take().filter(|o| o.back_at.is_some()) {
+                    tracing::info!(
+                        sink = %self.cfg.name,
+                        "back online after {}; sent {} samples queued during the outage",
+                        human(o.back_at.unwrap_or(o.since) - o.since),
+                        o.sent_since_back
+                    );
+                }
+                if self.closed.load(Ordering::SeqCst) {
+                    return;
+                }
+                self.queued.notified().await;
+                continue;
+            };
+            self.rate_limit(batch.samples).await;
+            let result = self.deliver(&batch, None, &mut outage).await;
+            self.account(&batch, result);
+            if let Some(o) = outage.as_mut() {
+                if o.back_at.is_none() {
+                    o.back_at = Some(Instant::now());
+                }
+                o.sent_since_back += batch.samples as u64;
+            }
+            let mut st = self.lock();
+            st.queue.commit(id);
+            self.metrics.queue_samples(&self.cfg.name, st.queue.samples() as u64);
+        }
+    }
+
+    /// Counts a finished send; a refused batch gets its one log line here.
+    fn account(&self, batch: &EncodedBatch, result: Result<(), SendError>) {
+        match result {
+            Ok(()) => self.metrics.sent(&self.cfg.name, batch.samples as u64, now_seconds()),
+            Err(SendError::Rejected { status, body }) => {
+                self.metrics.dropped(&self.cfg.name, "rejected", batch.samples as u64);
+                tracing::warn!(
+                    sink = %self.cfg.name,
+                    "receiver refused a batch of {} samples with HTTP {status}; dropped it: {body}",
+                    batch.samples
+                );
+            }
+            Err(SendError::Retryable { reason, .. }) => {
+                self.metrics.dropped(&self.cfg.name, "retries_exhausted", batch.samples as u64);
+                tracing::warn!(sink = %self.cfg.name, "gave up on a batch of {} samples: {reason}", batch.samples);
+            }
+        }
+    }
+
+    /// Waits for the rate limiters to allow one request of `samples` samples.
+    async fn rate_limit(&self, samples: usize) {
+        if let Some(r) = &self.requests {
+            r.until_ready().await;
+        }
+        if let (Some(l), Some(n)) = (&self.samples, NonZeroU32::new(samples as u32)) {
+            // A batch larger than the burst cannot ever fit; send it without waiting.
+            let _ = l.until_n_ready(n).await;
+        }
+    }
+
+    /// Sends one batch, retrying retryable failures with exponential backoff and jitter
+    /// (forever, or `max_times` times), honouring `Retry-After`.
+    async fn deliver(
+        &self,
+        batch: &EncodedBatch,
+        max_times: Option<usize>,
+        outage: &mut Option<Outage>,
+    ) -> Result<(), SendError> {
+        let mut backoff = ExponentialBuilder::default()
+            .with_min_delay(self.cfg.min_backoff)
+            .with_max_delay(self.cfg.max_backoff)
+            .with_jitter();
+        backoff = match max_times {
+            Some(n) => backoff.with_max_times(n),
+            None => backoff.without_max_times(),
+        };
+        let name = &self.cfg.name;
+        (|| self.send_once(batch))
+            .retry(backoff)
+            .sleep(tokio::time::sleep)
+            .when(SendError::is_retryable)
+            .adjust(|e, d| d.map(|d| e.retry_after().unwrap_or(d)))
+            .notify(|e, _| {
+                self.metrics.retried(name);
+                if outage.as_ref().is_none_or(|o| o.back_at.is_some()) {
+                    let queued = self.lock().queue.samples();
+                    tracing::warn!(
+                        sink = %name,
+                        url = %redact_url(&self.cfg.url),
+                        "offline: {e}; retrying with backoff, {queued} samples queued"
+                    );
+                    *outage = Some(Outage {
+                        since: Instant::now(),
+                        back_at: None,
+                        sent_since_back: 0,
+                    });
+                }
+            })
+            .await
+    }
+
+    async fn send_once(&self, batch: &EncodedBatch) -> Result<(), SendError> {
+        let req = self
+            .client
+            .post(self.cfg.url.clone())
+            .header(CONTENT_ENCODING, rw::CONTENT_ENCODING)
+            .header(CONTENT_TYPE, rw::CONTENT_TYPE)
+            .header(rw::VERSION_HEADER, rw::VERSION)
+            .body(batch.body.clone());
+        send_classified(client::authorize(req, &self.cfg.http)).await
+    }
+
+    /// Seals the pending batch and sends the whole queue, retrying until `deadline`.
+    pub async fn flush(&self, deadline: Duration) -> Result<u64, String> {
+        self.seal(&mut self.lock());
+        let mut sent = 0u64;
+        let mut outage = None;
+        let work = async {
+            loop {
+                let front = self.lock().queue.front();
+                let Some((id, batch)) = front else { return Ok(()) };
+                self.rate_limit(batch.samples).await;
+                let r = self.deliver(&batch, None, &mut outage).await;
+                let failed = r.as_ref().err().map(|e| e.to_string());
+                self.account(&batch, r);
+                self.lock().queue.commit(id);
+                match failed {
+                    None => sent += batch.samples as u64,
+                    Some(e) => return Err(format!("receiver refused {} samples: {e}", batch.samples)),
+                }
+            }
+        };
+        match tokio::time::timeout(deadline, work).await {
+            Ok(Ok(())) => Ok(sent),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(format!(
+                "could not deliver within {} ({} samples still queued)",
+                human(deadline),
+                self.lock().queue.samples()
+            )),
+        }
+    }
+}
+
+/// The sender's view of an outage, for its two log lines.
+struct Outage {
+    since: Instant,
+    /// When the first send succeeded again.
+    back_at: Option<Instant>,
+    sent_since_back: u64,
+}

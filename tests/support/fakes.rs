@@ -1,0 +1,183 @@
+//! Test doubles: an exporter whose body and status the test controls, and a fault-injecting
+//! proxy in front of a real receiver (answers scripted statuses, forwards the rest).
+
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use pushrelay::http::server::{response, serve};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// An exposition endpoint serving whatever the test sets.
+pub struct Exporter {
+    pub url: String,
+    pub addr: std::net::SocketAddr,
+    body: Arc<Mutex<String>>,
+    status: Arc<AtomicU16>,
+    /// Scrapes served so far.
+    pub scrapes: Arc<AtomicU64>,
+    cancel: CancellationToken,
+}
+
+impl Exporter {
+    pub async fn start(body: &str) -> Exporter {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let body = Arc::new(Mutex::new(body.to_string()));
+        let status = Arc::new(AtomicU16::new(200));
+        let scrapes = Arc::new(AtomicU64::new(0));
+        let cancel = CancellationToken::new();
+        let (b, s, n) = (body.clone(), status.clone(), scrapes.clone());
+        tokio::spawn(serve(l, cancel.clone(), move |_req| {
+            let (b, s, n) = (b.clone(), s.clone(), n.clone());
+            async move {
+                n.fetch_add(1, Ordering::SeqCst);
+                let text = b.lock().unwrap().clone();
+                response(s.load(Ordering::SeqCst), "text/plain; version=0.0.4", text)
+            }
+        }));
+        Exporter {
+            url: format!("http://{addr}/metrics"),
+            addr,
+            body,
+            status,
+            scrapes,
+            cancel,
+        }
+    }
+
+    pub fn set_body(&self, body: &str) {
+        *self.body.lock().unwrap() = body.to_string();
+    }
+
+    pub fn set_status(&self, status: u16) {
+        self.status.store(status, Ordering::SeqCst);
+    }
+
+    pub fn scrapes(&self) -> u64 {
+        self.scrapes.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// One request the proxy saw.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+}
+
+/// A proxy that answers the next scripted statuses itself and forwards everything else.
+pub struct FaultProxy {
+    pub url: String,
+    script: Arc<Mutex<VecDeque<(u16, String)>>>,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    cancel: CancellationToken,
+}
+
+impl FaultProxy {
+    /// `upstream` is the receiver's base URL (`http://127.0.0.1:port`).
+    pub async fn start(upstream: &str) -> FaultProxy {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let script: Arc<Mutex<VecDeque<(u16, String)>>> = Arc::default();
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let cancel = CancellationToken::new();
+        let client = reqwest::Client::new();
+        let upstream = upstream.trim_end_matches('/').to_string();
+        let (sc, se) = (script.clone(), seen.clone());
+        tokio::spawn(serve(l, cancel.clone(), move |req| {
+            let (sc, se, client, upstream) = (sc.clone(), se.clone(), client.clone(), upstream.clone());
+            async move {
+                let headers: Vec<(String, String)> = req
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                    .collect();
+                let path = req
+                    .uri()
+                    .path_and_query()
+                    .map(|p| p.to_string())
+                    .unwrap_or_default();
+                let method = req.method().to_string();
+                let body = req.body().to_vec();
+                let scripted = sc.lock().unwrap().pop_front();
+                let (status, resp) = match scripted {
+                    Some((status, text)) => (status, response(status, "text/plain", text)),
+                    None => {
+                        let mut r = client.request(
+                            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                            format!("{upstream}{path}"),
+                        );
+                        for (k, v) in &headers {
+                            if k != "host" && k != "content-length" {
+                                r = r.header(k, v);
+                            }
+                        }
+                        match r.body(body.clone()).send().await {
+                            Ok(up) => {
+                                let st = up.status().as_u16();
+                                let b = up.bytes().await.unwrap_or_default();
+                                (st, response(st, "text/plain", b))
+                            }
+                            Err(e) => (502, response(502, "text/plain", e.to_string())),
+                        }
+                    }
+                };
+                se.lock().unwrap().push(Seen {
+                    method,
+                    path,
+                    status,
+                    body,
+                    headers,
+                });
+                resp
+            }
+        }));
+        FaultProxy {
+            url: format!("http://{addr}"),
+            script,
+            seen,
+            cancel,
+        }
+    }
+
+    /// Queues statuses the proxy answers itself, in order, before forwarding again.
+    pub fn fail_next(&self, statuses: &[(u16, &str)]) {
+        let mut s = self.script.lock().unwrap();
+        for (st, text) in statuses {
+            s.push_back((*st, text.to_string()));
+        }
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Runs the relay in-process on a config text until the returned token is cancelled.
+pub fn start_relay(config_toml: &str) -> (CancellationToken, tokio::task::JoinHandle<anyhow::Result<()>>, Arc<pushrelay::self_metrics::SelfMetrics>) {
+    let cfg = pushrelay::config::parse(config_toml, "test.toml", &|k| std::env::var(k).ok())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let cancel = CancellationToken::new();
+    let metrics = Arc::new(pushrelay::self_metrics::SelfMetrics::default());
+    let h = tokio::spawn(pushrelay::relay::run_with_metrics(cfg, cancel.clone(), metrics.clone()));
+    (cancel, h, metrics)
+}
