@@ -13,7 +13,11 @@ use crate::config::{self, Config};
 use crate::relay;
 
 #[derive(Parser, Debug)]
-#[command(name = "pushrelay", version, about = "Polls metrics where nobody can scrape them and pushes them to Prometheus remote-write or a Pushgateway.")]
+#[command(
+    name = "pushrelay",
+    version,
+    about = "Polls metrics where nobody can scrape them and pushes them to Prometheus remote-write or a Pushgateway."
+)]
 pub struct Cli {
     /// Log line format (logs go to standard error).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -84,7 +88,10 @@ pub struct DemoArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, &cli.log_level);
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -138,7 +145,12 @@ async fn dispatch(cmd: Command) -> ExitCode {
             };
             match relay::once(&cfg).await {
                 Ok(r) if r.failures.is_empty() => {
-                    eprintln!("ok: {} samples from {} sources pushed to {} sinks", r.samples, cfg.sources.len(), cfg.sinks.len());
+                    eprintln!(
+                        "ok: {} samples from {} sources pushed to {} sinks",
+                        r.samples,
+                        cfg.sources.len(),
+                        cfg.sinks.len()
+                    );
                     ExitCode::SUCCESS
                 }
                 Ok(r) => {
@@ -165,7 +177,8 @@ async fn dispatch(cmd: Command) -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            let fams = relay::merge_families(results.iter().map(|r| r.snapshot.families.as_slice()));
+            let fams =
+                relay::merge_families(results.iter().map(|r| r.snapshot.families.as_slice()));
             print!("{}", crate::expfmt::to_text(&fams, false));
             report_failures(&results)
         }
@@ -280,7 +293,12 @@ pub fn check_table(r: &relay::PollResult) -> String {
         })
         .collect();
     let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(6);
-    let w1 = rows.iter().map(|r| r.1.chars().count()).max().unwrap_or(0).clamp(6, 70);
+    let w1 = rows
+        .iter()
+        .map(|r| r.1.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(6, 70);
     let _ = writeln!(o, "  {:<w0$}  {:<w1$}  VALUE", "METRIC", "LABELS");
     for (n, l, v) in rows {
         let l = if l.chars().count() > w1 {
@@ -300,7 +318,11 @@ pub fn format_value(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v.is_infinite() {
-        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
+        if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
     } else if v == v.trunc() && v.abs() < 1e15 {
         format!("{}", v as i64)
     } else {

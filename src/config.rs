@@ -399,8 +399,9 @@ struct RawTls {
 
 /// Parses a duration like `"30s"`, `"5m"`, `"1h30m"`, `"250ms"`; zero is refused.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s.trim())
-        .map_err(|e| format!("invalid duration {s:?} ({e}); use e.g. \"30s\", \"5m\", \"250ms\""))?;
+    let d = humantime::parse_duration(s.trim()).map_err(|e| {
+        format!("invalid duration {s:?} ({e}); use e.g. \"30s\", \"5m\", \"250ms\"")
+    })?;
     if d.is_zero() {
         return Err(format!("duration {s:?} must be greater than zero"));
     }
@@ -425,10 +426,14 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "KB" | "kB" => 1_000,
         "MB" => 1_000_000,
         "GB" => 1_000_000_000,
-        u => return Err(format!("invalid size unit {u:?} in {s:?}; use B, KiB, MiB, GiB")),
+        u => {
+            return Err(format!(
+                "invalid size unit {u:?} in {s:?}; use B, KiB, MiB, GiB"
+            ))
+        }
     };
     let v = n * mult as f64;
-    if !(v >= 1.0 && v < 1e15) {
+    if !(1.0..1e15).contains(&v) {
         return Err(format!("size {s:?} is out of range"));
     }
     Ok(v as u64)
@@ -436,7 +441,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 fn de_duration_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     let s = String::deserialize(d)?;
-    parse_duration(&s).map(Some).map_err(serde::de::Error::custom)
+    parse_duration(&s)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 fn de_size_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
@@ -462,7 +469,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         file: path.display().to_string(),
         source,
     })?;
-    parse(&text, &path.display().to_string(), &|k| std::env::var(k).ok())
+    parse(&text, &path.display().to_string(), &|k| {
+        std::env::var(k).ok()
+    })
 }
 
 /// Parses and validates configuration `text`; `file` names it in errors and `env` resolves
@@ -492,7 +501,7 @@ fn de_value<'de, T: Deserialize<'de>>(v: &Spanned<DeValue<'de>>) -> Result<T, to
 impl Ctx<'_> {
     /// Stage one: the text into raw sections, dispatching `[[source]]`/`[[sink]]` on `type`.
     fn parse_raw(&self) -> Result<RawConfig, ConfigError> {
-        let root = DeTable::parse(self.text).map_err(|e| self.from_toml(&e))?;
+        let root = DeTable::parse(self.text).map_err(|e| self.toml_error(&e))?;
         let mut raw = RawConfig {
             relay: RawRelay::default(),
             source: Vec::new(),
@@ -501,12 +510,14 @@ impl Ctx<'_> {
         for (k, v) in root.get_ref().iter() {
             let key: &str = k.get_ref();
             match key {
-                "relay" => raw.relay = de_value(v).map_err(|e| self.from_toml(&e))?,
+                "relay" => raw.relay = de_value(v).map_err(|e| self.toml_error(&e))?,
                 "source" => {
                     for elem in self.tables(key, v)? {
                         let t = self.type_of(key, elem, &["scrape"])?;
                         let parsed = match t.as_str() {
-                            "scrape" => RawSource::Scrape(de_value(elem).map_err(|e| self.from_toml(&e))?),
+                            "scrape" => {
+                                RawSource::Scrape(de_value(elem).map_err(|e| self.toml_error(&e))?)
+                            }
                             _ => unreachable!("type_of checked the type"),
                         };
                         raw.source.push((elem.span(), parsed));
@@ -516,8 +527,12 @@ impl Ctx<'_> {
                     for elem in self.tables(key, v)? {
                         let t = self.type_of(key, elem, &["remote_write", "pushgateway"])?;
                         let parsed = match t.as_str() {
-                            "remote_write" => RawSink::RemoteWrite(de_value(elem).map_err(|e| self.from_toml(&e))?),
-                            "pushgateway" => RawSink::Pushgateway(de_value(elem).map_err(|e| self.from_toml(&e))?),
+                            "remote_write" => RawSink::RemoteWrite(
+                                de_value(elem).map_err(|e| self.toml_error(&e))?,
+                            ),
+                            "pushgateway" => RawSink::Pushgateway(
+                                de_value(elem).map_err(|e| self.toml_error(&e))?,
+                            ),
                             _ => unreachable!("type_of checked the type"),
                         };
                         raw.sink.push((elem.span(), parsed));
@@ -542,25 +557,47 @@ impl Ctx<'_> {
         v: &'v Spanned<DeValue<'de>>,
     ) -> Result<Vec<&'v Spanned<DeValue<'de>>>, ConfigError> {
         match v.get_ref() {
-            DeValue::Array(items) if items.iter().all(|i| i.get_ref().is_table()) => Ok(items.iter().collect()),
-            _ => Err(self.at(v.span(), key, format!("`{key}` must be written as [[{key}]] tables"))),
+            DeValue::Array(items) if items.iter().all(|i| i.get_ref().is_table()) => {
+                Ok(items.iter().collect())
+            }
+            _ => Err(self.at(
+                v.span(),
+                key,
+                format!("`{key}` must be written as [[{key}]] tables"),
+            )),
         }
     }
 
     /// The `type` of a source or sink table, checked against `known`.
-    fn type_of(&self, section: &str, elem: &Spanned<DeValue<'_>>, known: &[&str]) -> Result<String, ConfigError> {
+    fn type_of(
+        &self,
+        section: &str,
+        elem: &Spanned<DeValue<'_>>,
+        known: &[&str],
+    ) -> Result<String, ConfigError> {
         let table = elem.get_ref().as_table().expect("checked by tables()");
         let Some(t) = table.get("type") else {
-            return Err(self.at(elem.span(), section, format!("missing `type`, expected one of: {}", known.join(", "))));
+            return Err(self.at(
+                elem.span(),
+                section,
+                format!("missing `type`, expected one of: {}", known.join(", ")),
+            ));
         };
         match t.get_ref().as_str() {
             Some(s) if known.contains(&s) => Ok(s.to_string()),
             Some(s) => Err(self.at(
                 t.span(),
                 &format!("{section}.type"),
-                format!("unknown {section} type {s:?}, expected one of: {}", known.join(", ")),
+                format!(
+                    "unknown {section} type {s:?}, expected one of: {}",
+                    known.join(", ")
+                ),
             )),
-            None => Err(self.at(t.span(), &format!("{section}.type"), "`type` must be a string")),
+            None => Err(self.at(
+                t.span(),
+                &format!("{section}.type"),
+                "`type` must be a string",
+            )),
         }
     }
 
@@ -584,7 +621,7 @@ impl Ctx<'_> {
     }
 
     /// Turns a TOML/serde error into a located error naming the key it is about.
-    fn from_toml(&self, e: &toml::de::Error) -> ConfigError {
+    fn toml_error(&self, e: &toml::de::Error) -> ConfigError {
         let message = e.message().trim().to_string();
         match e.span() {
             Some(span) => {
@@ -597,7 +634,12 @@ impl Ctx<'_> {
 
     /// Replaces `${VAR}` with the environment's value; a missing variable is an error located
     /// at its reference. `$$` stands for a literal `$`.
-    fn expand(&self, s: &str, key: &str, near: Option<Range<usize>>) -> Result<String, ConfigError> {
+    fn expand(
+        &self,
+        s: &str,
+        key: &str,
+        near: Option<Range<usize>>,
+    ) -> Result<String, ConfigError> {
         let mut out = String::with_capacity(s.len());
         let mut rest = s;
         while let Some(i) = rest.find('$') {
@@ -668,15 +710,17 @@ impl Ctx<'_> {
         near: Option<Range<usize>>,
     ) -> Result<Option<Secret>, ConfigError> {
         match (inline, file) {
-            (Some(_), Some(_)) => Err(self.key_err(
-                key,
-                format!("give either {key} or {key}_file, not both"),
-            )),
+            (Some(_), Some(_)) => {
+                Err(self.key_err(key, format!("give either {key} or {key}_file, not both")))
+            }
             (Some(s), None) => Ok(Some(Secret(self.expand(s, key, near)?))),
             (None, Some(p)) => {
                 let p = PathBuf::from(self.expand(&p.to_string_lossy(), key, near)?);
                 let s = std::fs::read_to_string(&p).map_err(|e| {
-                    self.key_err(&format!("{key}_file"), format!("cannot read {}: {e}", p.display()))
+                    self.key_err(
+                        &format!("{key}_file"),
+                        format!("cannot read {}: {e}", p.display()),
+                    )
                 })?;
                 Ok(Some(Secret(s.trim_end_matches(['\n', '\r']).to_string())))
             }
@@ -714,10 +758,21 @@ impl Ctx<'_> {
             Some(b) => {
                 let key = format!("{prefix}.basic_auth.password");
                 let password = self
-                    .secret(b.password.as_deref(), b.password_file.as_deref(), &key, Some(span.clone()))?
-                    .ok_or_else(|| self.key_err(&key, "basic_auth needs password or password_file"))?;
+                    .secret(
+                        b.password.as_deref(),
+                        b.password_file.as_deref(),
+                        &key,
+                        Some(span.clone()),
+                    )?
+                    .ok_or_else(|| {
+                        self.key_err(&key, "basic_auth needs password or password_file")
+                    })?;
                 Some(BasicAuth {
-                    username: self.expand(&b.username, &format!("{prefix}.basic_auth.username"), Some(span.clone()))?,
+                    username: self.expand(
+                        &b.username,
+                        &format!("{prefix}.basic_auth.username"),
+                        Some(span.clone()),
+                    )?,
                     password,
                 })
             }
@@ -736,11 +791,17 @@ impl Ctx<'_> {
         for (k, v) in headers {
             let key = format!("{prefix}.headers.{k}");
             if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err() {
-                return Err(self.locate(&k, &key, Some(span.clone()), "invalid header name".into()));
+                return Err(self.locate(
+                    &k,
+                    &key,
+                    Some(span.clone()),
+                    "invalid header name".into(),
+                ));
             }
             let lower = k.to_ascii_lowercase();
             let auth_set = basic_auth.is_some() || bearer_token.is_some();
-            if reserved_headers.contains(&lower.as_str()) || (lower == "authorization" && auth_set) {
+            if reserved_headers.contains(&lower.as_str()) || (lower == "authorization" && auth_set)
+            {
                 return Err(self.locate(
                     &k,
                     &key,
@@ -795,7 +856,11 @@ impl Ctx<'_> {
             Some(l) => {
                 let v = self.expand(l.get_ref(), "relay.listen", Some(l.span()))?;
                 Some(v.parse::<SocketAddr>().map_err(|_| {
-                    self.at(l.span(), "relay.listen", format!("invalid address {v:?}; use e.g. \"127.0.0.1:9714\""))
+                    self.at(
+                        l.span(),
+                        "relay.listen",
+                        format!("invalid address {v:?}; use e.g. \"127.0.0.1:9714\""),
+                    )
                 })?)
             }
             None => None,
@@ -803,7 +868,9 @@ impl Ctx<'_> {
         let relay = RelayConfig {
             interval,
             external_labels,
-            state_dir: r.state_dir.unwrap_or_else(|| PathBuf::from("./pushrelay-state")),
+            state_dir: r
+                .state_dir
+                .unwrap_or_else(|| PathBuf::from("./pushrelay-state")),
             listen,
             shutdown_timeout: r.shutdown_timeout.unwrap_or(Duration::from_secs(10)),
         };
@@ -836,7 +903,8 @@ impl Ctx<'_> {
                     })
                 }
             };
-            if sources.iter().any(|o: &SourceConfig| o.name() == sc.name()) || sc.name() == SELF_JOB {
+            if sources.iter().any(|o: &SourceConfig| o.name() == sc.name()) || sc.name() == SELF_JOB
+            {
                 return Err(self.locate(
                     &format!("\"{}\"", sc.name()),
                     &format!("source.{}.name", sc.name()),
@@ -855,11 +923,16 @@ impl Ctx<'_> {
                     self.check_name(&s.name, &prefix, span.clone())?;
                     let max_samples_per_send = s.max_samples_per_send.unwrap_or(2000);
                     if max_samples_per_send == 0 {
-                        return Err(self.key_err(&format!("{prefix}.max_samples_per_send"), "must be at least 1"));
+                        return Err(self.key_err(
+                            &format!("{prefix}.max_samples_per_send"),
+                            "must be at least 1",
+                        ));
                     }
                     let rate_limit = match s.rate_limit {
                         Some(r) => {
-                            if r.requests_per_second.is_some_and(|v| !(v > 0.0 && v.is_finite())) {
+                            if r.requests_per_second
+                                .is_some_and(|v| !(v > 0.0 && v.is_finite()))
+                            {
                                 return Err(self.key_err(
                                     &format!("{prefix}.rate_limit.requests_per_second"),
                                     "must be greater than zero",
@@ -901,7 +974,10 @@ impl Ctx<'_> {
                         max_samples_per_send,
                         batch_wait: s.batch_wait.unwrap_or(Duration::from_secs(5)),
                         rate_limit,
-                        max_queued_samples: s.max_queued_samples.unwrap_or(500_000).max(max_samples_per_send),
+                        max_queued_samples: s
+                            .max_queued_samples
+                            .unwrap_or(500_000)
+                            .max(max_samples_per_send),
                         min_backoff: s.min_backoff.unwrap_or(Duration::from_millis(500)),
                         max_backoff: s.max_backoff.unwrap_or(Duration::from_secs(60)),
                         name: s.name,
@@ -912,7 +988,9 @@ impl Ctx<'_> {
                     self.check_name(&s.name, &prefix, span.clone())?;
                     let timeout = s.timeout.unwrap_or(Duration::from_secs(30));
                     let relay = match s.relay {
-                        Some(r) => self.expand(&r, &format!("{prefix}.relay"), Some(span.clone()))?,
+                        Some(r) => {
+                            self.expand(&r, &format!("{prefix}.relay"), Some(span.clone()))?
+                        }
                         None => host_name(),
                     };
                     if relay.is_empty() {
@@ -931,7 +1009,12 @@ impl Ctx<'_> {
                             s.headers,
                             s.tls,
                             timeout,
-                            &["content-encoding", "content-type", "content-length", "user-agent"],
+                            &[
+                                "content-encoding",
+                                "content-type",
+                                "content-length",
+                                "user-agent",
+                            ],
                         )?,
                         min_backoff: s.min_backoff.unwrap_or(Duration::from_millis(500)),
                         max_backoff: s.max_backoff.unwrap_or(Duration::from_secs(60)),
@@ -989,7 +1072,10 @@ pub fn line_col(text: &str, pos: usize) -> (usize, usize) {
 fn key_at(text: &str, pos: usize, message: &str) -> String {
     let pos = pos.min(text.len());
     let line_start = text[..pos].rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let line_end = text[pos..].find('\n').map(|i| i + pos).unwrap_or(text.len());
+    let line_end = text[pos..]
+        .find('\n')
+        .map(|i| i + pos)
+        .unwrap_or(text.len());
     let line = &text[line_start..line_end];
     let mut table = String::new();
     for l in text[..line_start].lines().rev() {
@@ -1000,7 +1086,10 @@ fn key_at(text: &str, pos: usize, message: &str) -> String {
         }
     }
     let mut key = if line.trim_start().starts_with('[') {
-        line.trim().trim_matches(|c| c == '[' || c == ']').trim().to_string()
+        line.trim()
+            .trim_matches(|c| c == '[' || c == ']')
+            .trim()
+            .to_string()
     } else {
         line.split('=').next().unwrap_or("").trim().to_string()
     };
@@ -1090,10 +1179,17 @@ delete_on_shutdown = false
         assert_eq!(c.relay.external_labels.get("site"), Some("home"));
         assert_eq!(c.sources.len(), 1);
         assert_eq!(c.sources[0].interval(), Duration::from_secs(15));
-        let SinkConfig::RemoteWrite(rw) = &c.sinks[0] else { panic!() };
-        assert_eq!(rw.http.basic_auth.as_ref().unwrap().password.expose(), "s3cret");
+        let SinkConfig::RemoteWrite(rw) = &c.sinks[0] else {
+            panic!()
+        };
+        assert_eq!(
+            rw.http.basic_auth.as_ref().unwrap().password.expose(),
+            "s3cret"
+        );
         assert_eq!(rw.rate_limit.samples_per_second, Some(10000));
-        let SinkConfig::Pushgateway(pg) = &c.sinks[1] else { panic!() };
+        let SinkConfig::Pushgateway(pg) = &c.sinks[1] else {
+            panic!()
+        };
         assert_eq!(pg.relay, "pi-gw-1");
     }
 
@@ -1109,15 +1205,23 @@ delete_on_shutdown = false
     #[test]
     fn unknown_key_located() {
         let e = parse_err("[relay]\ninterval = \"30s\"\nintervall = \"5s\"\n");
-        assert!(e.starts_with("test.toml:3:1: relay.intervall: unknown field"), "{e}");
-        let e = parse_err("[[sink]]\ntype = \"pushgateway\"\nname = \"p\"\nurl = \"http://x:1\"\nfoo = 1\n");
+        assert!(
+            e.starts_with("test.toml:3:1: relay.intervall: unknown field"),
+            "{e}"
+        );
+        let e = parse_err(
+            "[[sink]]\ntype = \"pushgateway\"\nname = \"p\"\nurl = \"http://x:1\"\nfoo = 1\n",
+        );
         assert!(e.contains("test.toml:") && e.contains("foo"), "{e}");
     }
 
     #[test]
     fn bad_duration_located() {
         let e = parse_err("[relay]\ninterval = \"30 parsecs\"\n");
-        assert!(e.starts_with("test.toml:2:12: relay.interval: invalid duration"), "{e}");
+        assert!(
+            e.starts_with("test.toml:2:12: relay.interval: invalid duration"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1125,7 +1229,10 @@ delete_on_shutdown = false
         let e = parse_err(
             "[[sink]]\ntype = \"remote_write\"\nname = \"a\"\nurl = \"http://x:1\"\nmax_samples_per_send = \"many\"\n",
         );
-        assert!(e.contains(":5:") && e.contains("max_samples_per_send"), "{e}");
+        assert!(
+            e.contains(":5:") && e.contains("max_samples_per_send"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1133,7 +1240,10 @@ delete_on_shutdown = false
         let e = parse_err(
             "[[sink]]\ntype = \"remote_write\"\nname = \"a\"\nurl = \"http://x:1\"\nbearer_token = \"${NOPE}\"\n",
         );
-        assert!(e.contains("test.toml:5:17") && e.contains("NOPE is not set"), "{e}");
+        assert!(
+            e.contains("test.toml:5:17") && e.contains("NOPE is not set"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1146,7 +1256,9 @@ delete_on_shutdown = false
             p.display()
         );
         let c = parse_ok(&t);
-        let SinkConfig::RemoteWrite(rw) = &c.sinks[0] else { panic!() };
+        let SinkConfig::RemoteWrite(rw) = &c.sinks[0] else {
+            panic!()
+        };
         assert_eq!(rw.http.bearer_token.as_ref().unwrap().expose(), "filetoken");
     }
 
@@ -1155,7 +1267,10 @@ delete_on_shutdown = false
         let e = parse_err(
             "[[sink]]\ntype = \"remote_write\"\nname = \"a\"\nurl = \"http://x:1\"\nheaders = { \"Content-Encoding\" = \"gzip\" }\n",
         );
-        assert!(e.contains("may not be overridden") && e.contains(":5:"), "{e}");
+        assert!(
+            e.contains("may not be overridden") && e.contains(":5:"),
+            "{e}"
+        );
     }
 
     #[test]

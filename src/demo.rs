@@ -31,7 +31,11 @@ async fn run_inner(a: DemoArgs) -> anyhow::Result<ExitCode> {
     let cancel = CancellationToken::new();
     let sim = TcpListener::bind("127.0.0.1:0").await?;
     let sim_addr = sim.local_addr()?;
-    tokio::spawn(crate::sim::exposition::serve_exposition(sim, cancel.clone(), 7));
+    tokio::spawn(crate::sim::exposition::serve_exposition(
+        sim,
+        cancel.clone(),
+        7,
+    ));
 
     let interval = a.interval_secs.max(1);
     let mut toml_text = format!(
@@ -77,12 +81,18 @@ async fn run_inner(a: DemoArgs) -> anyhow::Result<ExitCode> {
     println!("pushrelay demo: polling a simulated exporter at http://{sim_addr}/metrics every {interval}s");
     match (&a.remote_write_url, receiver_addr) {
         (Some(url), _) => println!("pushing by remote-write to {url}"),
-        (None, Some(addr)) => println!("pushing by remote-write and to a Pushgateway-compatible receiver at http://{addr}"),
+        (None, Some(addr)) => println!(
+            "pushing by remote-write and to a Pushgateway-compatible receiver at http://{addr}"
+        ),
         (None, None) => {}
     }
     let metrics = Arc::new(SelfMetrics::default());
     let relay_cancel = CancellationToken::new();
-    let relay = tokio::spawn(crate::relay::run_with_metrics(cfg, relay_cancel.clone(), metrics.clone()));
+    let relay = tokio::spawn(crate::relay::run_with_metrics(
+        cfg,
+        relay_cancel.clone(),
+        metrics.clone(),
+    ));
 
     if a.cycles == 0 {
         println!("running until Ctrl-C");
@@ -98,7 +108,11 @@ async fn run_inner(a: DemoArgs) -> anyhow::Result<ExitCode> {
         }
     } else {
         for cycle in 1..=a.cycles {
-            let wait = if cycle == 1 { Duration::from_millis(interval * 500) } else { Duration::from_secs(interval) };
+            let wait = if cycle == 1 {
+                Duration::from_millis(interval * 500)
+            } else {
+                Duration::from_secs(interval)
+            };
             tokio::time::sleep(wait).await;
             print!("cycle {cycle}/{}: ", a.cycles);
             progress(&a, &store, &metrics);
@@ -112,12 +126,20 @@ async fn run_inner(a: DemoArgs) -> anyhow::Result<ExitCode> {
         let sent = metrics.sent_total("remote");
         let dropped = metrics.dropped_total("remote");
         println!("\nthe receiver accepted {sent} samples; {dropped} were refused or dropped");
-        return Ok(if sent > 0 && dropped == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) });
+        return Ok(if sent > 0 && dropped == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
     }
     let got = store.lock().unwrap_or_else(|p| p.into_inner()).clone();
     print!("{}", table(&got));
     let ok = !got.series.is_empty() && !got.groups.is_empty() && got.bad_requests.is_empty();
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn progress(a: &DemoArgs, store: &Store, metrics: &SelfMetrics) {
@@ -172,17 +194,38 @@ pub fn table(r: &Received) -> String {
         .filter(|(k, _)| wanted.iter().any(|w| k.starts_with(w)))
         .take(18)
         .collect();
-    let w = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(6).min(110);
+    let w = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(6)
+        .min(110);
     let _ = writeln!(o, "  {:<w$}  SAMPLES  LAST VALUE", "SERIES (a selection)");
     for (k, v) in rows {
-        let shown: String = if k.chars().count() > w { k.chars().take(w - 1).chain(['…']).collect() } else { k.clone() };
+        let shown: String = if k.chars().count() > w {
+            k.chars().take(w - 1).chain(['…']).collect()
+        } else {
+            k.clone()
+        };
         let last = v.last().map(|(_, x)| *x).unwrap_or(f64::NAN);
-        let last = if crate::model::is_stale_nan(last) { "stale marker".to_string() } else { format_value(last) };
+        let last = if crate::model::is_stale_nan(last) {
+            "stale marker".to_string()
+        } else {
+            format_value(last)
+        };
         let _ = writeln!(o, "  {shown:<w$}  {:>7}  {last}", v.len());
     }
-    let _ = writeln!(o, "\npushgateway: {} pushes, {} groups", r.pushes, r.groups.len());
+    let _ = writeln!(
+        o,
+        "\npushgateway: {} pushes, {} groups",
+        r.pushes,
+        r.groups.len()
+    );
     for (g, body) in &r.groups {
-        let n = body.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).count();
+        let n = body
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .count();
         let _ = writeln!(o, "  {g:<40}  {n} samples");
     }
     if !r.bad_requests.is_empty() {

@@ -97,23 +97,52 @@ impl SelfMetrics {
     pub fn families(&self) -> Vec<Family> {
         let one = |k: &str, v: &str| Labels::from_pairs([(k, v)]).expect("constant label name");
         self.with(|i| {
-            let mut up = Family::new("pushrelay_source_up", MetricType::Gauge, "Whether the last poll of the source succeeded (1) or not (0).");
-            let mut dur = Family::new("pushrelay_source_duration_seconds", MetricType::Gauge, "How long the last poll of the source took.");
+            let mut up = Family::new(
+                "pushrelay_source_up",
+                MetricType::Gauge,
+                "Whether the last poll of the source succeeded (1) or not (0).",
+            );
+            let mut dur = Family::new(
+                "pushrelay_source_duration_seconds",
+                MetricType::Gauge,
+                "How long the last poll of the source took.",
+            );
             for (name, s) in &i.sources {
                 up.push(one("source", name), if s.up { 1.0 } else { 0.0 });
                 dur.push(one("source", name), s.duration_seconds);
             }
-            let mut sent = Family::new("pushrelay_samples_sent_total", MetricType::Counter, "Samples the sink delivered.");
-            let mut dropped = Family::new("pushrelay_samples_dropped_total", MetricType::Counter, "Samples the sink gave up on, by reason.");
-            let mut retries = Family::new("pushrelay_send_retries_total", MetricType::Counter, "Sends the sink retried.");
-            let mut queue = Family::new("pushrelay_queue_samples", MetricType::Gauge, "Samples waiting in the sink's queue.");
-            let mut last = Family::new("pushrelay_last_send_success_timestamp_seconds", MetricType::Gauge, "When the sink last delivered a send.");
+            let mut sent = Family::new(
+                "pushrelay_samples_sent_total",
+                MetricType::Counter,
+                "Samples the sink delivered.",
+            );
+            let mut dropped = Family::new(
+                "pushrelay_samples_dropped_total",
+                MetricType::Counter,
+                "Samples the sink gave up on, by reason.",
+            );
+            let mut retries = Family::new(
+                "pushrelay_send_retries_total",
+                MetricType::Counter,
+                "Sends the sink retried.",
+            );
+            let mut queue = Family::new(
+                "pushrelay_queue_samples",
+                MetricType::Gauge,
+                "Samples waiting in the sink's queue.",
+            );
+            let mut last = Family::new(
+                "pushrelay_last_send_success_timestamp_seconds",
+                MetricType::Gauge,
+                "When the sink last delivered a send.",
+            );
             for (name, s) in &i.sinks {
                 let l = one("sink", name);
                 sent.push(l.clone(), s.sent as f64);
                 for (reason, n) in &s.dropped {
-                    let l = Labels::from_pairs([("sink", name.as_str()), ("reason", reason.as_str())])
-                        .expect("constant label names");
+                    let l =
+                        Labels::from_pairs([("sink", name.as_str()), ("reason", reason.as_str())])
+                            .expect("constant label names");
                     dropped.push(l, *n as f64);
                 }
                 retries.push(l.clone(), s.retries as f64);
@@ -122,7 +151,11 @@ impl SelfMetrics {
                     last.push(l, t);
                 }
             }
-            let mut build = Family::new("pushrelay_build_info", MetricType::Gauge, "Always 1; the version of the running relay.");
+            let mut build = Family::new(
+                "pushrelay_build_info",
+                MetricType::Gauge,
+                "Always 1; the version of the running relay.",
+            );
             build.push(one("version", env!("CARGO_PKG_VERSION")), 1.0);
             [up, dur, sent, dropped, retries, queue, last, build]
                 .into_iter()

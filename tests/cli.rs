@@ -19,17 +19,28 @@ fn bin() -> Command {
 
 fn write_config(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
     let p = dir.path().join("pushrelay.toml");
-    std::fs::File::create(&p).unwrap().write_all(text.as_bytes()).unwrap();
+    std::fs::File::create(&p)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     p
 }
 
 /// Runs the binary with the secret in the environment; returns its output.
 fn run(args: &[&str]) -> Output {
-    bin().args(args).env("PR_TEST_PASSWORD", SECRET).env("PR_TEST_TOKEN", TOKEN).output().unwrap()
+    bin()
+        .args(args)
+        .env("PR_TEST_PASSWORD", SECRET)
+        .env("PR_TEST_TOKEN", TOKEN)
+        .output()
+        .unwrap()
 }
 
 fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 fn cfg_with(source_url: &str, rw_url: &str) -> String {
@@ -68,13 +79,22 @@ max_backoff = "200ms"
 #[test]
 fn config_prints_effective_config_without_secrets() {
     let dir = tempfile::tempdir().unwrap();
-    let p = write_config(&dir, &cfg_with("http://127.0.0.1:9/metrics", "http://127.0.0.1:9/api/v1/write"));
+    let p = write_config(
+        &dir,
+        &cfg_with(
+            "http://127.0.0.1:9/metrics",
+            "http://127.0.0.1:9/api/v1/write",
+        ),
+    );
     let o = run(&["config", "--config", p.to_str().unwrap()]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
     assert!(!out.contains(SECRET) && !out.contains(TOKEN), "{out}");
     assert!(out.contains("<redacted>"));
-    assert!(out.contains("max_samples_per_send = 2000"), "defaults are shown: {out}");
+    assert!(
+        out.contains("max_samples_per_send = 2000"),
+        "defaults are shown: {out}"
+    );
     assert!(out.contains("X-Scope-OrgID"));
 }
 
@@ -85,45 +105,76 @@ fn bad_configs_fail_at_startup_naming_file_line_column_and_key() {
     let o = run(&["run", "--config", p.to_str().unwrap()]);
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("pushrelay.toml:8:11: source.timeout:"), "{err}");
+    assert!(
+        err.contains("pushrelay.toml:8:11: source.timeout:"),
+        "{err}"
+    );
 
     let p = write_config(&dir, "[[sink]]\ntype = \"remote_write\"\nname = \"a\"\nurl = \"http://x:1\"\nbearer_token = \"${PR_TEST_UNSET_VARIABLE}\"\n");
     let o = run(&["check", "--config", p.to_str().unwrap()]);
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2));
-    assert!(err.contains(":5:17:") && err.contains("PR_TEST_UNSET_VARIABLE is not set"), "{err}");
+    assert!(
+        err.contains(":5:17:") && err.contains("PR_TEST_UNSET_VARIABLE is not set"),
+        "{err}"
+    );
 
     let o = run(&["once", "--config", "/nonexistent/pushrelay.toml"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).1.contains("/nonexistent/pushrelay.toml: cannot read"));
+    assert!(text(&o)
+        .1
+        .contains("/nonexistent/pushrelay.toml: cannot read"));
 }
 
 #[tokio::test]
 async fn once_reports_one_line_per_failure_and_exits_non_zero() {
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let p = write_config(&dir, &cfg_with(&format!("http://{dead}/metrics"), &format!("http://{dead}/api/v1/write")));
-    let o = tokio::task::spawn_blocking(move || run(&["once", "--config", p.to_str().unwrap()])).await.unwrap();
+    let p = write_config(
+        &dir,
+        &cfg_with(
+            &format!("http://{dead}/metrics"),
+            &format!("http://{dead}/api/v1/write"),
+        ),
+    );
+    let o = tokio::task::spawn_blocking(move || run(&["once", "--config", p.to_str().unwrap()]))
+        .await
+        .unwrap();
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
     let failed: Vec<&str> = err.lines().filter(|l| l.starts_with("failed: ")).collect();
     assert_eq!(failed.len(), 3, "{err}");
-    assert!(failed[0].starts_with("failed: source node: request failed"), "{err}");
-    assert!(failed[1].starts_with("failed: sink rw: could not deliver"), "{err}");
+    assert!(
+        failed[0].starts_with("failed: source node: request failed"),
+        "{err}"
+    );
+    assert!(
+        failed[1].starts_with("failed: sink rw: could not deliver"),
+        "{err}"
+    );
     assert!(!err.contains(SECRET) && !err.contains(TOKEN));
 }
 
 #[tokio::test]
 async fn once_print_and_check_against_a_real_receiver() {
     let prom = Receiver::prometheus().await;
-    let exporter = Exporter::start("# HELP temp Temperature.\n# TYPE temp gauge\ntemp{room=\"a\"} 21.5\n").await;
+    let exporter =
+        Exporter::start("# HELP temp Temperature.\n# TYPE temp gauge\ntemp{room=\"a\"} 21.5\n")
+            .await;
     let dir = tempfile::tempdir().unwrap();
     let p = write_config(&dir, &cfg_with(&exporter.url, &prom.remote_write_url()));
     let ps = p.to_str().unwrap().to_string();
-    let o = tokio::task::spawn_blocking(move || run(&["once", "--config", &ps])).await.unwrap();
+    let o = tokio::task::spawn_blocking(move || run(&["once", "--config", &ps]))
+        .await
+        .unwrap();
     assert!(o.status.success(), "{:?}", text(&o));
     let ps = p.to_str().unwrap().to_string();
-    let o = tokio::task::spawn_blocking(move || run(&["print", "--config", &ps])).await.unwrap();
+    let o = tokio::task::spawn_blocking(move || run(&["print", "--config", &ps]))
+        .await
+        .unwrap();
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
     let fams = pushrelay::expfmt::parse(&out).unwrap();
@@ -132,18 +183,34 @@ async fn once_print_and_check_against_a_real_receiver() {
     assert_eq!(temp.samples[0].labels.get("job"), Some("node"));
     assert!(out.contains("# TYPE up gauge"));
     let ps = p.to_str().unwrap().to_string();
-    let o = tokio::task::spawn_blocking(move || run(&["check", "--config", &ps])).await.unwrap();
+    let o = tokio::task::spawn_blocking(move || run(&["check", "--config", &ps]))
+        .await
+        .unwrap();
     let (out, _) = text(&o);
     assert!(out.starts_with("source node: up, 1 samples"), "{out}");
-    assert!(out.contains("temp") && out.contains("room=\"a\"") && out.contains("21.5"), "{out}");
+    assert!(
+        out.contains("temp") && out.contains("room=\"a\"") && out.contains("21.5"),
+        "{out}"
+    );
     // `once` really pushed: Prometheus has the sample.
-    let r = prom.query("temp", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()).await;
+    let r = prom
+        .query(
+            "temp",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs_f64(),
+        )
+        .await;
     assert_eq!(r[0]["value"][1], "21.5");
 }
 
 #[test]
 fn demo_runs_by_itself_and_shows_what_arrived() {
-    let o = bin().args(["demo", "--cycles", "2", "--interval-secs", "1"]).output().unwrap();
+    let o = bin()
+        .args(["demo", "--cycles", "2", "--interval-secs", "1"])
+        .output()
+        .unwrap();
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}\n{err}");
     assert!(out.contains("remote-write: "), "{out}");
@@ -157,15 +224,28 @@ async fn run_serves_metrics_and_exits_cleanly_on_sigterm_without_logging_secrets
     let prom = Receiver::prometheus().await;
     let proxy = FaultProxy::start(&prom.base_url).await;
     let exporter = Exporter::start("x 1\n").await;
-    let listen = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = cfg_with(&exporter.url, &format!("{}/api/v1/write", proxy.url))
-        .replace("shutdown_timeout = \"2s\"", &format!("shutdown_timeout = \"2s\"\nlisten = \"{listen}\""));
+    let cfg = cfg_with(&exporter.url, &format!("{}/api/v1/write", proxy.url)).replace(
+        "shutdown_timeout = \"2s\"",
+        &format!("shutdown_timeout = \"2s\"\nlisten = \"{listen}\""),
+    );
     let p = write_config(&dir, &cfg);
     for format in ["text", "json"] {
         proxy.fail_next(&[(401, "bad credentials"), (500, "oops"), (500, "oops")]);
-        let mut child = bin()
-            .args(["run", "--config", p.to_str().unwrap(), "--log-level", "debug", "--log-format", format])
+        let child = bin()
+            .args([
+                "run",
+                "--config",
+                p.to_str().unwrap(),
+                "--log-level",
+                "debug",
+                "--log-format",
+                format,
+            ])
             .env("PR_TEST_PASSWORD", SECRET)
             .env("PR_TEST_TOKEN", TOKEN)
             .stdout(Stdio::piped())
@@ -173,21 +253,35 @@ async fn run_serves_metrics_and_exits_cleanly_on_sigterm_without_logging_secrets
             .spawn()
             .unwrap();
         let body = wait_for(Duration::from_secs(20), || async {
-            let r = reqwest::get(format!("http://{listen}/metrics")).await.ok()?;
+            let r = reqwest::get(format!("http://{listen}/metrics"))
+                .await
+                .ok()?;
             let t = r.text().await.ok()?;
             t.contains("pushrelay_samples_sent_total{").then_some(t)
         })
         .await;
         assert!(body.contains("x{instance="), "{body}");
         assert!(body.contains("pushrelay_build_info{"), "{body}");
-        let h = reqwest::get(format!("http://{listen}/healthz")).await.unwrap();
+        let h = reqwest::get(format!("http://{listen}/healthz"))
+            .await
+            .unwrap();
         assert_eq!(h.status(), 200);
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let t0 = Instant::now();
-        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-        let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
         assert!(out.status.success(), "exit {:?}", out.status);
-        assert!(t0.elapsed() < Duration::from_secs(8), "shutdown took {:?}", t0.elapsed());
+        assert!(
+            t0.elapsed() < Duration::from_secs(8),
+            "shutdown took {:?}",
+            t0.elapsed()
+        );
         let (o, e) = text(&out);
         for s in [SECRET, TOKEN] {
             assert!(!o.contains(s) && !e.contains(s), "secret in the logs:\n{e}");
@@ -199,9 +293,17 @@ async fn run_serves_metrics_and_exits_cleanly_on_sigterm_without_logging_secrets
     let seen = proxy.seen();
     let auths: Vec<String> = seen
         .iter()
-        .filter_map(|s| s.headers.iter().find(|(k, _)| k == "authorization").map(|(_, v)| v.clone()))
+        .filter_map(|s| {
+            s.headers
+                .iter()
+                .find(|(k, _)| k == "authorization")
+                .map(|(_, v)| v.clone())
+        })
         .collect();
     assert!(auths.iter().any(|a| a == &format!("Bearer {TOKEN}")));
     assert!(auths.iter().any(|a| a.starts_with("Basic ")));
-    assert!(seen.iter().any(|s| s.headers.iter().any(|(k, v)| k == "x-scope-orgid" && v == "home")));
+    assert!(seen.iter().any(|s| s
+        .headers
+        .iter()
+        .any(|(k, v)| k == "x-scope-orgid" && v == "home")));
 }

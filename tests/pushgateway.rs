@@ -12,7 +12,9 @@ use support::receivers::{wait_for, Receiver};
 fn config(sources: &[(&str, &str)], pgw_url: &str, relay: &str, delete: bool) -> String {
     let mut s = String::from("[relay]\ninterval = \"1s\"\nexternal_labels = { site = \"home\" }\nshutdown_timeout = \"10s\"\n");
     for (name, url) in sources {
-        s.push_str(&format!("[[source]]\ntype = \"scrape\"\nname = \"{name}\"\nurl = \"{url}\"\n"));
+        s.push_str(&format!(
+            "[[source]]\ntype = \"scrape\"\nname = \"{name}\"\nurl = \"{url}\"\n"
+        ));
     }
     s.push_str(&format!(
         "[[sink]]\ntype = \"pushgateway\"\nname = \"pgw\"\nurl = \"{pgw_url}\"\nrelay = \"{relay}\"\ndelete_on_shutdown = {delete}\nmin_backoff = \"100ms\"\nmax_backoff = \"300ms\"\n"
@@ -22,23 +24,46 @@ fn config(sources: &[(&str, &str)], pgw_url: &str, relay: &str, delete: bool) ->
 
 /// The group whose grouping labels include `job`, if present.
 fn group<'a>(groups: &'a Value, job: &str) -> Option<&'a Value> {
-    groups.as_array()?.iter().find(|g| g["labels"]["job"] == job)
+    groups
+        .as_array()?
+        .iter()
+        .find(|g| g["labels"]["job"] == job)
 }
 
 /// The metrics of family `name` in a group: (labels, value) pairs.
 fn family(g: &Value, name: &str) -> Vec<(Value, String)> {
     g[name]["metrics"]
         .as_array()
-        .map(|ms| ms.iter().map(|m| (m["labels"].clone(), m["value"].as_str().unwrap_or("").to_string())).collect())
+        .map(|ms| {
+            ms.iter()
+                .map(|m| {
+                    (
+                        m["labels"].clone(),
+                        m["value"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 #[tokio::test]
 async fn each_source_is_its_own_group_and_a_failing_one_wipes_nothing_else() {
     let pgw = Receiver::pushgateway().await;
-    let a = Exporter::start("# TYPE temp gauge\n# HELP temp Room temperature.\ntemp{room=\"kitchen\"} 21.5\n").await;
-    let b = Exporter::start("# TYPE temp gauge\n# HELP temp Room temperature.\ntemp{room=\"attic\"} 30\n").await;
-    let (cancel, h, _) = start_relay(&config(&[("a", &a.url), ("b", &b.url)], &pgw.base_url, "pi-gw-1", false));
+    let a = Exporter::start(
+        "# TYPE temp gauge\n# HELP temp Room temperature.\ntemp{room=\"kitchen\"} 21.5\n",
+    )
+    .await;
+    let b = Exporter::start(
+        "# TYPE temp gauge\n# HELP temp Room temperature.\ntemp{room=\"attic\"} 30\n",
+    )
+    .await;
+    let (cancel, h, _) = start_relay(&config(
+        &[("a", &a.url), ("b", &b.url)],
+        &pgw.base_url,
+        "pi-gw-1",
+        false,
+    ));
 
     let groups = wait_for(Duration::from_secs(30), || async {
         let g = pgw.pushgateway_groups().await;
@@ -50,7 +75,11 @@ async fn each_source_is_its_own_group_and_a_failing_one_wipes_nothing_else() {
     let temps = family(ga, "temp");
     assert_eq!(temps.len(), 1);
     assert_eq!(temps[0].1, "21.5");
-    assert_eq!(temps[0].0["instance"], a.addr.to_string(), "series keep their instance");
+    assert_eq!(
+        temps[0].0["instance"],
+        a.addr.to_string(),
+        "series keep their instance"
+    );
     assert_eq!(temps[0].0["job"], "a");
     assert_eq!(temps[0].0["site"], "home");
     assert_eq!(temps[0].0["room"], "kitchen");
@@ -67,10 +96,12 @@ async fn each_source_is_its_own_group_and_a_failing_one_wipes_nothing_else() {
     let g = pgw.pushgateway_groups().await;
     assert_eq!(family(group(&g, "a").unwrap(), "temp")[0].1, "21.5");
     // The relay's own metrics have their own group.
-    assert!(group(&g, "pushrelay").is_some() || {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        group(&pgw.pushgateway_groups().await, "pushrelay").is_some()
-    });
+    assert!(
+        group(&g, "pushrelay").is_some() || {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            group(&pgw.pushgateway_groups().await, "pushrelay").is_some()
+        }
+    );
     cancel.cancel();
     h.await.unwrap().unwrap();
     // delete_on_shutdown = false keeps the groups.
@@ -118,13 +149,24 @@ async fn while_the_pushgateway_is_down_only_the_latest_state_is_pushed() {
         .seen()
         .iter()
         .filter(|s| s.status == 200 && s.path.contains("/job/a/"))
-        .map(|s| String::from_utf8_lossy(&s.body).lines().find(|l| l.starts_with("v{")).unwrap_or("").to_string())
+        .map(|s| {
+            String::from_utf8_lossy(&s.body)
+                .lines()
+                .find(|l| l.starts_with("v{"))
+                .unwrap_or("")
+                .to_string()
+        })
         .collect();
-    let nums: Vec<u32> = values.iter().filter_map(|l| l.rsplit(' ').next()?.parse().ok()).collect();
+    let nums: Vec<u32> = values
+        .iter()
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
     assert!(nums.windows(2).all(|w| w[1] >= w[0]), "{values:?}");
     for s in proxy.seen() {
         assert!(
-            s.headers.iter().any(|(k, v)| k == "content-type" && v.starts_with("text/plain; version=0.0.4")),
+            s.headers
+                .iter()
+                .any(|(k, v)| k == "content-type" && v.starts_with("text/plain; version=0.0.4")),
             "{:?}",
             s.headers
         );

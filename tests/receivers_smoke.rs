@@ -438,3 +438,10 @@ async fn pushgateway_put_and_read_back() {
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     assert!(pgw.pushgateway_metrics_text().await.contains("} 3.25\n"));
 }
+
+/// A receiver that exits at start-up makes the test fail with its log, not hang.
+#[tokio::test]
+#[should_panic(expected = "prometheus did not start")]
+async fn receiver_that_exits_early_fails_with_its_log() {
+    Receiver::prometheus_with("scrape_configs: [not, a, job]\n", &[]).await;
+}

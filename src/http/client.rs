@@ -54,7 +54,9 @@ pub fn authorize(req: reqwest::RequestBuilder, cfg: &HttpConfig) -> reqwest::Req
 pub async fn read_limited(mut resp: reqwest::Response, limit: u64) -> Result<Vec<u8>, String> {
     if let Some(len) = resp.content_length() {
         if len > limit {
-            return Err(format!("body of {len} bytes exceeds the limit of {limit} bytes"));
+            return Err(format!(
+                "body of {len} bytes exceeds the limit of {limit} bytes"
+            ));
         }
     }
     let mut out = Vec::new();

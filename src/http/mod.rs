@@ -35,12 +35,17 @@ pub fn classify(status: StatusCode, headers: &HeaderMap) -> Verdict {
 /// Parses `Retry-After` as seconds or an HTTP date; capped at 10 minutes so a bogus value
 /// cannot stall a sink for days.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     let d = if let Ok(secs) = v.parse::<u64>() {
         Duration::from_secs(secs)
     } else {
         let when = httpdate::parse_http_date(v).ok()?;
-        when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO)
+        when.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
     };
     Some(d.min(Duration::from_secs(600)))
 }
@@ -67,7 +72,10 @@ mod tests {
         assert_eq!(classify(StatusCode::NO_CONTENT, &h), Verdict::Ok);
         assert_eq!(classify(StatusCode::BAD_REQUEST, &h), Verdict::Drop);
         assert_eq!(classify(StatusCode::CONFLICT, &h), Verdict::Drop);
-        assert_eq!(classify(StatusCode::SERVICE_UNAVAILABLE, &h), Verdict::Retry(None));
+        assert_eq!(
+            classify(StatusCode::SERVICE_UNAVAILABLE, &h),
+            Verdict::Retry(None)
+        );
         let mut h = HeaderMap::new();
         h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
         assert_eq!(
@@ -85,8 +93,14 @@ mod tests {
             HeaderValue::from_str(&httpdate::fmt_http_date(when)).unwrap(),
         );
         let d = retry_after(&h).unwrap();
-        assert!(d <= Duration::from_secs(30) && d >= Duration::from_secs(28), "{d:?}");
-        h.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        assert!(
+            d <= Duration::from_secs(30) && d >= Duration::from_secs(28),
+            "{d:?}"
+        );
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
         assert_eq!(retry_after(&h), Some(Duration::ZERO));
     }
 }

@@ -53,7 +53,12 @@ pub async fn poll_all_once(cfg: &Config) -> anyhow::Result<Vec<PollResult>> {
     let mut set = tokio::task::JoinSet::new();
     for (i, sc) in cfg.sources.iter().enumerate() {
         let mut source = sources::build(sc)?;
-        let mut prep = Preparer::new(source.name(), source.instance(), &cfg.relay.external_labels, true);
+        let mut prep = Preparer::new(
+            source.name(),
+            source.instance(),
+            &cfg.relay.external_labels,
+            true,
+        );
         set.spawn(async move {
             let (snapshot, err, secs) = poll(source.as_mut(), &mut prep).await;
             let r = PollResult {
@@ -101,7 +106,11 @@ pub async fn once(cfg: &Config) -> anyhow::Result<OnceReport> {
             s.submit(snap.clone());
         }
     }
-    let selfsnap = Arc::new(self_snapshot(&metrics, &cfg.relay.external_labels, &mut None));
+    let selfsnap = Arc::new(self_snapshot(
+        &metrics,
+        &cfg.relay.external_labels,
+        &mut None,
+    ));
     for s in &sinks {
         s.submit(selfsnap.clone());
     }
@@ -160,7 +169,13 @@ pub async fn run_with_metrics(
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
         tracing::info!("serving /metrics and /healthz on http://{addr}");
-        tasks.spawn(serve_metrics(listener, cancel.clone(), last.clone(), metrics.clone(), cfg.relay.external_labels.clone()));
+        tasks.spawn(serve_metrics(
+            listener,
+            cancel.clone(),
+            last.clone(),
+            metrics.clone(),
+            cfg.relay.external_labels.clone(),
+        ));
     }
     let n_sources = sources_built.len().max(1);
     for (i, mut source) in sources_built.into_iter().enumerate() {
@@ -168,11 +183,17 @@ pub async fn run_with_metrics(
         let cancel = cancel.clone();
         let last = last.clone();
         let metrics = metrics.clone();
-        let mut prep = Preparer::new(source.name(), source.instance(), &cfg.relay.external_labels, true);
+        let mut prep = Preparer::new(
+            source.name(),
+            source.instance(),
+            &cfg.relay.external_labels,
+            true,
+        );
         // Spread the first polls over a short window so sources do not all fire at once.
         let offset = source.interval().min(Duration::from_secs(2)) * i as u32 / n_sources as u32;
         tasks.spawn(async move {
-            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, source.interval());
+            let mut tick =
+                tokio::time::interval_at(tokio::time::Instant::now() + offset, source.interval());
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut was_up = true;
             loop {
@@ -196,7 +217,9 @@ pub async fn run_with_metrics(
                 for s in &sinks {
                     s.submit(snap.clone());
                 }
-                last.lock().unwrap_or_else(|p| p.into_inner()).insert(source.name().to_string(), snap);
+                last.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(source.name().to_string(), snap);
             }
         });
     }
@@ -233,7 +256,10 @@ pub async fn run_with_metrics(
 
     cancel.cancelled().await;
     tasks.wait().await;
-    tracing::info!("shutting down: delivering what is queued (at most {})", crate::sinks::human(cfg.relay.shutdown_timeout));
+    tracing::info!(
+        "shutting down: delivering what is queued (at most {})",
+        crate::sinks::human(cfg.relay.shutdown_timeout)
+    );
     sink_cancel.cancel();
     let drained = tokio::time::timeout(cfg.relay.shutdown_timeout, sink_tasks.wait()).await;
     if drained.is_err() {
@@ -262,9 +288,19 @@ async fn serve_metrics(
         async move {
             match (req.method().as_str(), req.uri().path()) {
                 ("GET", "/metrics") => {
-                    let snaps: Vec<Arc<Snapshot>> = last.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+                    let snaps: Vec<Arc<Snapshot>> = last
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .values()
+                        .cloned()
+                        .collect();
                     let own = self_snapshot(&metrics, &external, &mut None);
-                    let fams = merge_families(snaps.iter().map(|s| s.families.as_slice()).chain([own.families.as_slice()]));
+                    let fams = merge_families(
+                        snaps
+                            .iter()
+                            .map(|s| s.families.as_slice())
+                            .chain([own.families.as_slice()]),
+                    );
                     let mut out = String::new();
                     crate::expfmt::write_text(&mut out, &fams, false);
                     response(200, "text/plain; version=0.0.4; charset=utf-8", out)
@@ -279,7 +315,9 @@ async fn serve_metrics(
 
 /// Merges families of the same name from several snapshots into one (an exposition may hold
 /// each family once); the first family's metadata wins.
-pub fn merge_families<'a>(groups: impl Iterator<Item = &'a [crate::model::Family]>) -> Vec<crate::model::Family> {
+pub fn merge_families<'a>(
+    groups: impl Iterator<Item = &'a [crate::model::Family]>,
+) -> Vec<crate::model::Family> {
     let mut out: Vec<crate::model::Family> = Vec::new();
     let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for fams in groups {

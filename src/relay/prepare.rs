@@ -70,9 +70,21 @@ impl Preparer {
         if self.report {
             let base = self.target_labels(&Labels::new());
             for (name, help, value) in [
-                ("up", "1 if the last poll of the target succeeded, 0 if not.", if up { 1.0 } else { 0.0 }),
-                ("scrape_duration_seconds", "How long the last poll took.", duration_seconds),
-                ("scrape_samples_scraped", "Samples the last poll returned.", scraped as f64),
+                (
+                    "up",
+                    "1 if the last poll of the target succeeded, 0 if not.",
+                    if up { 1.0 } else { 0.0 },
+                ),
+                (
+                    "scrape_duration_seconds",
+                    "How long the last poll took.",
+                    duration_seconds,
+                ),
+                (
+                    "scrape_samples_scraped",
+                    "Samples the last poll returned.",
+                    scraped as f64,
+                ),
             ] {
                 let mut f = Family::new(name, MetricType::Gauge, help);
                 f.push(base.clone(), value);
@@ -143,7 +155,8 @@ mod tests {
     #[test]
     fn labels_job_instance_exported_and_external() {
         let p = Preparer::new("node", "h:9100", &ext(), true);
-        let own = Labels::from_pairs([("job", "other"), ("instance", "i"), ("env", "mine")]).unwrap();
+        let own =
+            Labels::from_pairs([("job", "other"), ("instance", "i"), ("env", "mine")]).unwrap();
         let l = p.target_labels(&own);
         assert_eq!(
             l.to_string(),
@@ -154,7 +167,14 @@ mod tests {
     #[test]
     fn up_report_and_staleness() {
         let mut p = Preparer::new("node", "h:1", &Labels::new(), true);
-        let s1 = p.prepare(Some(vec![fam("a", &[(&[("x", "1")], 1.0), (&[("x", "2")], 2.0)])]), 1000, 0.5);
+        let s1 = p.prepare(
+            Some(vec![fam(
+                "a",
+                &[(&[("x", "1")], 1.0), (&[("x", "2")], 2.0)],
+            )]),
+            1000,
+            0.5,
+        );
         assert!(s1.stale.is_empty());
         assert_eq!(s1.families[0].name, "up");
         assert_eq!(s1.families[0].samples[0].value, 1.0);
@@ -174,7 +194,12 @@ mod tests {
     fn duplicate_of_report_series_dropped() {
         let mut p = Preparer::new("n", "h:1", &Labels::new(), true);
         let s = p.prepare(Some(vec![fam("up", &[(&[], 0.0)])]), 1, 0.0);
-        let ups: Vec<_> = s.families.iter().flat_map(|f| &f.samples).filter(|s| s.name == "up").collect();
+        let ups: Vec<_> = s
+            .families
+            .iter()
+            .flat_map(|f| &f.samples)
+            .filter(|s| s.name == "up")
+            .collect();
         assert_eq!(ups.len(), 1);
         assert_eq!(ups[0].value, 1.0);
     }

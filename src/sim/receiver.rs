@@ -30,7 +30,10 @@ pub struct Received {
 pub type Store = Arc<Mutex<Received>>;
 
 fn header<'a>(req: &'a Request, name: &str) -> &'a str {
-    req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
 }
 
 fn handle(store: &Store, req: Request) -> Response {
@@ -42,7 +45,8 @@ fn handle(store: &Store, req: Request) -> Response {
                 || header(&req, "content-type") != "application/x-protobuf"
                 || header(&req, "x-prometheus-remote-write-version") != "0.1.0"
             {
-                st.bad_requests.push("remote write without the required headers".into());
+                st.bad_requests
+                    .push("remote write without the required headers".into());
                 return response(400, "text/plain", "missing remote-write headers\n");
             }
             let wr = match decode(req.body()) {
@@ -55,7 +59,12 @@ fn handle(store: &Store, req: Request) -> Response {
             st.remote_write_requests += 1;
             st.remote_write_bytes += req.body().len() as u64;
             for ts in wr.timeseries {
-                let name = ts.labels.iter().find(|l| l.name == "__name__").map(|l| l.value.clone()).unwrap_or_default();
+                let name = ts
+                    .labels
+                    .iter()
+                    .find(|l| l.name == "__name__")
+                    .map(|l| l.value.clone())
+                    .unwrap_or_default();
                 let rest: Vec<String> = ts
                     .labels
                     .iter()
@@ -67,7 +76,10 @@ fn handle(store: &Store, req: Request) -> Response {
                     if is_stale_nan(s.value) {
                         st.stale_markers += 1;
                     }
-                    st.series.entry(key.clone()).or_default().push((s.timestamp, s.value));
+                    st.series
+                        .entry(key.clone())
+                        .or_default()
+                        .push((s.timestamp, s.value));
                 }
             }
             for m in wr.metadata {
@@ -84,9 +96,17 @@ fn handle(store: &Store, req: Request) -> Response {
                     return response(400, "text/plain", format!("{e}\n"));
                 }
             };
-            if fams.iter().flat_map(|f| &f.samples).any(|s| s.timestamp_ms.is_some()) {
+            if fams
+                .iter()
+                .flat_map(|f| &f.samples)
+                .any(|s| s.timestamp_ms.is_some())
+            {
                 st.bad_requests.push("push with timestamps".into());
-                return response(400, "text/plain", "pushed metrics must not have timestamps\n");
+                return response(
+                    400,
+                    "text/plain",
+                    "pushed metrics must not have timestamps\n",
+                );
             }
             st.pushes += 1;
             st.groups.insert(p["/metrics/".len()..].to_string(), body);

@@ -113,7 +113,11 @@ pub async fn send_classified(req: reqwest::RequestBuilder) -> Result<(), SendErr
     match verdict {
         crate::http::Verdict::Ok => Ok(()),
         crate::http::Verdict::Retry(after) => Err(SendError::Retryable {
-            reason: format!("HTTP {}: {}", status.as_u16(), crate::http::body_excerpt(&body, 300)),
+            reason: format!(
+                "HTTP {}: {}",
+                status.as_u16(),
+                crate::http::body_excerpt(&body, 300)
+            ),
             after,
         }),
         crate::http::Verdict::Drop => Err(SendError::Rejected {

@@ -184,13 +184,22 @@ impl PushgatewaySink {
                             break;
                         }
                         Err(SendError::Rejected { status, body }) => {
-                            self.metrics.dropped(&self.cfg.name, "rejected", count(&snap));
-                            return Err(format!("group {} refused with HTTP {status}: {body}", snap.source));
+                            self.metrics
+                                .dropped(&self.cfg.name, "rejected", count(&snap));
+                            return Err(format!(
+                                "group {} refused with HTTP {status}: {body}",
+                                snap.source
+                            ));
                         }
                         Err(e) => {
                             self.metrics.retried(&self.cfg.name);
                             tracing::debug!(sink = %self.cfg.name, "push failed, retrying: {e}");
-                            tokio::time::sleep(e.retry_after().or_else(|| backoff.next()).unwrap_or_default()).await;
+                            tokio::time::sleep(
+                                e.retry_after()
+                                    .or_else(|| backoff.next())
+                                    .unwrap_or_default(),
+                            )
+                            .await;
                         }
                     }
                 }
@@ -212,7 +221,9 @@ impl PushgatewaySink {
             let req = client::authorize(self.client.delete(self.url(&s)), &self.cfg.http);
             match send_classified(req).await {
                 Ok(()) => tracing::info!(sink = %self.cfg.name, group = %s, "deleted group"),
-                Err(e) => tracing::warn!(sink = %self.cfg.name, group = %s, "could not delete group: {e}"),
+                Err(e) => {
+                    tracing::warn!(sink = %self.cfg.name, group = %s, "could not delete group: {e}")
+                }
             }
         }
     }

@@ -139,10 +139,12 @@ impl RemoteWriteSink {
         let batch = std::mem::take(&mut st.pending).finish();
         let dropped = st.queue.push(batch);
         if dropped > 0 {
-            self.metrics.dropped(&self.cfg.name, "queue_full", dropped as u64);
+            self.metrics
+                .dropped(&self.cfg.name, "queue_full", dropped as u64);
             tracing::warn!(sink = %self.cfg.name, "queue full: dropped the oldest {dropped} samples");
         }
-        self.metrics.queue_samples(&self.cfg.name, st.queue.samples() as u64);
+        self.metrics
+            .queue_samples(&self.cfg.name, st.queue.samples() as u64);
         self.queued.notify_one();
     }
 
@@ -205,16 +207,20 @@ impl RemoteWriteSink {
             }
             let mut st = self.lock();
             st.queue.commit(id);
-            self.metrics.queue_samples(&self.cfg.name, st.queue.samples() as u64);
+            self.metrics
+                .queue_samples(&self.cfg.name, st.queue.samples() as u64);
         }
     }
 
     /// Counts a finished send; a refused batch gets its one log line here.
     fn account(&self, batch: &EncodedBatch, result: Result<(), SendError>) {
         match result {
-            Ok(()) => self.metrics.sent(&self.cfg.name, batch.samples as u64, now_seconds()),
+            Ok(()) => self
+                .metrics
+                .sent(&self.cfg.name, batch.samples as u64, now_seconds()),
             Err(SendError::Rejected { status, body }) => {
-                self.metrics.dropped(&self.cfg.name, "rejected", batch.samples as u64);
+                self.metrics
+                    .dropped(&self.cfg.name, "rejected", batch.samples as u64);
                 tracing::warn!(
                     sink = %self.cfg.name,
                     "receiver refused a batch of {} samples with HTTP {status}; dropped it: {body}",
@@ -222,7 +228,8 @@ impl RemoteWriteSink {
                 );
             }
             Err(SendError::Retryable { reason, .. }) => {
-                self.metrics.dropped(&self.cfg.name, "retries_exhausted", batch.samples as u64);
+                self.metrics
+                    .dropped(&self.cfg.name, "retries_exhausted", batch.samples as u64);
                 tracing::warn!(sink = %self.cfg.name, "gave up on a batch of {} samples: {reason}", batch.samples);
             }
         }
@@ -299,7 +306,9 @@ impl RemoteWriteSink {
         let work = async {
             loop {
                 let front = self.lock().queue.front();
-                let Some((id, batch)) = front else { return Ok(()) };
+                let Some((id, batch)) = front else {
+                    return Ok(());
+                };
                 self.rate_limit(batch.samples).await;
                 let r = self.deliver(&batch, None, &mut outage).await;
                 let failed = r.as_ref().err().map(|e| e.to_string());
@@ -307,7 +316,9 @@ impl RemoteWriteSink {
                 self.lock().queue.commit(id);
                 match failed {
                     None => sent += batch.samples as u64,
-                    Some(e) => return Err(format!("receiver refused {} samples: {e}", batch.samples)),
+                    Some(e) => {
+                        return Err(format!("receiver refused {} samples: {e}", batch.samples))
+                    }
                 }
             }
         };

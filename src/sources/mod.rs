@@ -71,8 +71,14 @@ mod tests {
     #[test]
     fn instance_labels() {
         let u = |s| reqwest::Url::parse(s).unwrap();
-        assert_eq!(instance_of(&u("http://127.0.0.1:9100/metrics")), "127.0.0.1:9100");
-        assert_eq!(instance_of(&u("https://example.org/metrics")), "example.org:443");
+        assert_eq!(
+            instance_of(&u("http://127.0.0.1:9100/metrics")),
+            "127.0.0.1:9100"
+        );
+        assert_eq!(
+            instance_of(&u("https://example.org/metrics")),
+            "example.org:443"
+        );
         assert_eq!(instance_of(&u("http://[::1]:9100/metrics")), "[::1]:9100");
     }
 }

@@ -54,7 +54,8 @@ impl ScrapeSource {
             .map_err(SourceError::Invalid)?;
         let text = String::from_utf8(body)
             .map_err(|e| SourceError::Invalid(format!("body is not UTF-8: {e}")))?;
-        crate::expfmt::parse(&text).map_err(|e| SourceError::Invalid(format!("malformed exposition: {e}")))
+        crate::expfmt::parse(&text)
+            .map_err(|e| SourceError::Invalid(format!("malformed exposition: {e}")))
     }
 }
 

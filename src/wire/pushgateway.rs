@@ -41,8 +41,14 @@ mod tests {
 
     #[test]
     fn plain_and_base64_segments() {
-        assert_eq!(group_path("node", "pi-gw-1"), "/metrics/job/node/relay/pi-gw-1");
-        assert_eq!(group_path("node", "a/b"), "/metrics/job/node/relay@base64/YS9i");
+        assert_eq!(
+            group_path("node", "pi-gw-1"),
+            "/metrics/job/node/relay/pi-gw-1"
+        );
+        assert_eq!(
+            group_path("node", "a/b"),
+            "/metrics/job/node/relay@base64/YS9i"
+        );
         assert_eq!(group_path("node", ""), "/metrics/job/node/relay@base64/=");
         assert_eq!(group_path("n", "a b"), "/metrics/job/n/relay/a%20b");
     }

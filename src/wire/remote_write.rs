@@ -202,7 +202,10 @@ mod tests {
         let l = labels(&[("Zone", "a"), ("job", "j"), ("A", "x")]);
         let names: Vec<_> = wire_labels("up", &l).into_iter().map(|l| l.name).collect();
         assert_eq!(names, ["A", "Zone", "__name__", "job"]);
-        let names: Vec<_> = wire_labels("up", &Labels::new()).into_iter().map(|l| l.name).collect();
+        let names: Vec<_> = wire_labels("up", &Labels::new())
+            .into_iter()
+            .map(|l| l.name)
+            .collect();
         assert_eq!(names, ["__name__"]);
     }
 
@@ -225,12 +228,18 @@ mod tests {
         let m = &req.timeseries[0];
         assert_eq!(m.labels[0].value, "m");
         assert_eq!(
-            m.samples.iter().map(|s| (s.timestamp, s.value)).collect::<Vec<_>>(),
+            m.samples
+                .iter()
+                .map(|s| (s.timestamp, s.value))
+                .collect::<Vec<_>>(),
             [(1000, 1.0), (2000, 2.0)]
         );
         let n = &req.timeseries[1];
         assert_eq!(n.samples[0].value, f64::INFINITY);
-        assert!(is_stale_nan(n.samples[1].value), "stale bits survive the wire");
+        assert!(
+            is_stale_nan(n.samples[1].value),
+            "stale bits survive the wire"
+        );
         assert_eq!(req.metadata[0].metric_family_name, "m");
         assert_eq!(req.metadata[0].r#type, 1);
         assert_eq!(req.metadata[0].help, "help me");

@@ -98,7 +98,8 @@ impl FaultProxy {
         let upstream = upstream.trim_end_matches('/').to_string();
         let (sc, se) = (script.clone(), seen.clone());
         tokio::spawn(serve(l, cancel.clone(), move |req| {
-            let (sc, se, client, upstream) = (sc.clone(), se.clone(), client.clone(), upstream.clone());
+            let (sc, se, client, upstream) =
+                (sc.clone(), se.clone(), client.clone(), upstream.clone());
             async move {
                 let headers: Vec<(String, String)> = req
                     .headers()
@@ -173,11 +174,21 @@ impl Drop for FaultProxy {
 }
 
 /// Runs the relay in-process on a config text until the returned token is cancelled.
-pub fn start_relay(config_toml: &str) -> (CancellationToken, tokio::task::JoinHandle<anyhow::Result<()>>, Arc<pushrelay::self_metrics::SelfMetrics>) {
+pub fn start_relay(
+    config_toml: &str,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+    Arc<pushrelay::self_metrics::SelfMetrics>,
+) {
     let cfg = pushrelay::config::parse(config_toml, "test.toml", &|k| std::env::var(k).ok())
         .unwrap_or_else(|e| panic!("{e}"));
     let cancel = CancellationToken::new();
     let metrics = Arc::new(pushrelay::self_metrics::SelfMetrics::default());
-    let h = tokio::spawn(pushrelay::relay::run_with_metrics(cfg, cancel.clone(), metrics.clone()));
+    let h = tokio::spawn(pushrelay::relay::run_with_metrics(
+        cfg,
+        cancel.clone(),
+        metrics.clone(),
+    ));
     (cancel, h, metrics)
 }

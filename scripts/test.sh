@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The project's test command (the README's, and what CI runs): fetches the real receivers the
+# integration tests start (Prometheus, VictoriaMetrics, Pushgateway from Debian packages), then
+# checks formatting and lints and runs every test. Usage: scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/fetch-receivers.sh
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+cargo test --all-targets
