@@ -86,7 +86,12 @@ fn workload(name: &'static str, devices: usize, scrapes: usize) -> Workload {
             });
         }
         if families.is_empty() {
-            families = snap.families.iter().filter(|f| !f.samples.is_empty()).cloned().collect();
+            families = snap
+                .families
+                .iter()
+                .filter(|f| !f.samples.is_empty())
+                .cloned()
+                .collect();
         }
     }
     Workload {
@@ -167,7 +172,9 @@ fn main() {
     ];
 
     let table = size_table(&ws);
-    println!("Remote-write 1.0 body size per batch shape (7-device simulator unless noted):\n\n{table}");
+    println!(
+        "Remote-write 1.0 body size per batch shape (7-device simulator unless noted):\n\n{table}"
+    );
     if let Some(path) = std::env::var_os("PUSHRELAY_BENCH_SUMMARY") {
         if let Err(e) = std::fs::write(&path, &table) {
             eprintln!("cannot write {}: {e}", path.to_string_lossy());
@@ -199,7 +206,11 @@ fn main() {
         b.iter_batched(|| (), |()| fill(black_box(w), false), BatchSize::SmallInput)
     });
     g.bench_function("finish_scrape1", |b| {
-        b.iter_batched(|| fill(w, false), |builder| black_box(builder.finish().body.len()), BatchSize::SmallInput)
+        b.iter_batched(
+            || fill(w, false),
+            |builder| black_box(builder.finish().body.len()),
+            BatchSize::SmallInput,
+        )
     });
     g.finish();
 

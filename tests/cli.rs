@@ -307,3 +307,60 @@ async fn run_serves_metrics_and_exits_cleanly_on_sigterm_without_logging_secrets
         .iter()
         .any(|(k, v)| k == "x-scope-orgid" && v == "home")));
 }
+
+#[tokio::test]
+async fn demo_pushes_to_a_real_remote_write_url_and_fails_clearly_when_refused() {
+    let prom = Receiver::prometheus().await;
+    let url = prom.remote_write_url();
+    let o = tokio::task::spawn_blocking(move || {
+        bin()
+            .args([
+                "demo",
+                "--cycles",
+                "2",
+                "--interval-secs",
+                "1",
+                "--remote-write-url",
+                &url,
+                "--basic-auth",
+                "u:${PR_TEST_PASSWORD}",
+            ])
+            .env("PR_TEST_PASSWORD", SECRET)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(out.contains("the receiver accepted"), "{out}");
+    assert!(!out.contains(SECRET) && !err.contains(SECRET));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let r = prom.query("up{job=\"demo-exporter\"}", now).await;
+    assert_eq!(r[0]["value"][1], "1", "{r}");
+
+    // A wrong path: Prometheus answers 404, the demo says so and exits 1.
+    let bad = format!("{}/api/v1/nope", prom.base_url);
+    let o = tokio::task::spawn_blocking(move || {
+        bin()
+            .args([
+                "demo",
+                "--cycles",
+                "1",
+                "--interval-secs",
+                "1",
+                "--remote-write-url",
+                &bad,
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    assert!(err.contains("HTTP 404"), "{err}");
+}

@@ -268,6 +268,7 @@ pub async fn run_with_metrics(
     for s in &sinks {
         let _ = tokio::time::timeout(Duration::from_secs(5), s.on_shutdown()).await;
     }
+    tracing::info!("stopped");
     Ok(())
 }
 
