@@ -125,3 +125,40 @@ async fn queue_is_bounded_and_drops_oldest_while_receiver_is_down() {
     cancel.cancel();
     let _ = h.await;
 }
+
+#[tokio::test]
+async fn scrape_body_size_and_time_are_limited() {
+    let big = Exporter::start(&many_series()).await;
+    let slow = Exporter::start("x 1\n").await;
+    slow.set_delay(Duration::from_secs(3));
+    let cfg = format!(
+        "[[source]]\ntype = \"scrape\"\nname = \"big\"\nurl = \"{}\"\nbody_size_limit = \"1KiB\"\n\
+         [[source]]\ntype = \"scrape\"\nname = \"slow\"\nurl = \"{}\"\ntimeout = \"300ms\"\n",
+        big.url, slow.url
+    );
+    let cfg = pushrelay::config::parse(&cfg, "t.toml", &|_| None).unwrap();
+    let t0 = Instant::now();
+    let r = pushrelay::relay::poll_all_once(&cfg).await.unwrap();
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "the timeout cut the slow scrape"
+    );
+    assert!(
+        r[0].error
+            .as_deref()
+            .unwrap()
+            .contains("exceeds the limit of 1024 bytes"),
+        "{:?}",
+        r[0].error
+    );
+    assert!(
+        r[1].error.as_deref().unwrap().contains("timed out")
+            || r[1].error.as_deref().unwrap().contains("timeout"),
+        "{:?}",
+        r[1].error
+    );
+    for p in &r {
+        let up = p.snapshot.families.iter().find(|f| f.name == "up").unwrap();
+        assert_eq!(up.samples[0].value, 0.0);
+    }
+}

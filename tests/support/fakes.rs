@@ -17,6 +17,8 @@ pub struct Exporter {
     pub addr: std::net::SocketAddr,
     body: Arc<Mutex<String>>,
     status: Arc<AtomicU16>,
+    /// Milliseconds to wait before answering.
+    delay_ms: Arc<AtomicU64>,
     /// Scrapes served so far.
     pub scrapes: Arc<AtomicU64>,
     cancel: CancellationToken,
@@ -29,12 +31,22 @@ impl Exporter {
         let body = Arc::new(Mutex::new(body.to_string()));
         let status = Arc::new(AtomicU16::new(200));
         let scrapes = Arc::new(AtomicU64::new(0));
+        let delay_ms = Arc::new(AtomicU64::new(0));
         let cancel = CancellationToken::new();
-        let (b, s, n) = (body.clone(), status.clone(), scrapes.clone());
+        let (b, s, n, d) = (
+            body.clone(),
+            status.clone(),
+            scrapes.clone(),
+            delay_ms.clone(),
+        );
         tokio::spawn(serve(l, cancel.clone(), move |_req| {
-            let (b, s, n) = (b.clone(), s.clone(), n.clone());
+            let (b, s, n, d) = (b.clone(), s.clone(), n.clone(), d.clone());
             async move {
                 n.fetch_add(1, Ordering::SeqCst);
+                let wait = d.load(Ordering::SeqCst);
+                if wait > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                }
                 let text = b.lock().unwrap().clone();
                 response(s.load(Ordering::SeqCst), "text/plain; version=0.0.4", text)
             }
@@ -44,9 +56,14 @@ impl Exporter {
             addr,
             body,
             status,
+            delay_ms,
             scrapes,
             cancel,
         }
+    }
+
+    pub fn set_delay(&self, d: std::time::Duration) {
+        self.delay_ms.store(d.as_millis() as u64, Ordering::SeqCst);
     }
 
     pub fn set_body(&self, body: &str) {
