@@ -119,14 +119,14 @@ impl Labels {
             if !is_valid_label_name(&k) || k == "__name__" {
                 return Err(LabelError::InvalidName(k));
             }
-            if v.iter().any(|(n, _)| *n == k) {
-                return Err(LabelError::Repeated(k));
-            }
-            if !val.is_empty() {
-                v.push((k, val));
-            }
+            v.push((k, val));
         }
         v.sort();
+        // Repeats are checked before empty values are dropped: `a="",a="x"` is still a repeat.
+        if let Some(w) = v.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(LabelError::Repeated(w[0].0.clone()));
+        }
+        v.retain(|(_, val)| !val.is_empty());
         Ok(Labels(v))
     }
 
@@ -287,6 +287,10 @@ mod tests {
             Err(LabelError::Repeated("a".into()))
         );
         assert!(Labels::from_pairs([("__name__", "x")]).is_err());
+        assert_eq!(
+            Labels::from_pairs([("a", ""), ("a", "x")]),
+            Err(LabelError::Repeated("a".into()))
+        );
         assert!(Labels::from_pairs([("1a", "x")]).is_err());
     }
 

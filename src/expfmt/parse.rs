@@ -8,16 +8,18 @@
 //! Rules, including the choices made where the format leaves room:
 //!
 //! - Lines end with `\n`; any `\r` at the end of a line is dropped, so `\r\n` input works.
-//!   Blank lines and leading spaces or tabs are ignored.
+//!   Blank lines, leading spaces or tabs and a byte-order mark opening the input are ignored.
 //! - `#` starts a comment. `# HELP name text` and `# TYPE name type` (spaces or tabs, and
 //!   none needed between `#` and the keyword) are metadata; every other comment is ignored,
 //!   including an OpenMetrics `# EOF` wherever it stands.
 //! - HELP text runs to the end of the line, trailing blanks included. `\\` and `\n` are
 //!   unescaped; any other backslash is kept as it is (help is prose, so it is not worth
-//!   refusing a scrape over). A second HELP line for a name is an error.
+//!   refusing a scrape over). A repeated HELP line for a name is ignored (the first wins), as
+//!   Prometheus's own scraper does: buggy exporters emit them and the data is still good.
 //! - TYPE words are `counter`, `gauge`, `histogram`, `summary`, `untyped` and `unknown`, in
 //!   any letter case. Anything else (OpenMetrics `info`, `stateset`, `gaugehistogram`
-//!   included) is an error, as is a second TYPE line for a name or a TYPE line that comes
+//!   included) is an error, as is a second TYPE line naming a different type (a repeat of the
+//!   same type is ignored) or a TYPE line that comes
 //!   after samples of its family.
 //! - A sample is `name{labels} value [timestamp]` with spaces or tabs between the parts (the
 //!   one after the label block may be missing). The label block may be empty and may end
@@ -62,6 +64,7 @@ pub struct ParseError {
 /// Parses a whole text-format 0.0.4 body into families (see the module docs for the rules).
 pub fn parse(text: &str) -> Result<Vec<Family>, ParseError> {
     let mut parser = Parser::default();
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for (i, raw) in text.split('\n').enumerate() {
         parser.line(raw).map_err(|message| ParseError {
             line: i + 1,
@@ -287,7 +290,7 @@ impl<'a> Parser<'a> {
             let owner = &self.families[fi].name;
             if owner != name {
                 return Err(format!(
-                    "{what} line for {name} after its samples were grouped into family {owner}"
+                    "samples of {name} were grouped into family {owner} before this {what} line"
                 ));
             }
         }
@@ -297,7 +300,7 @@ impl<'a> Parser<'a> {
     fn metadata_name(after: &'a str, what: &str) -> Result<(&'a str, &'a str), String> {
         let (name, rest) = split_token(trim_blanks(after));
         if name.is_empty() {
-            return Err(format!("{what} line without a metric name"));
+            return Err(format!("missing metric name in {what} line"));
         }
         if !is_valid_metric_name(name) {
             return Err(format!("invalid metric name {name:?} in {what} line"));
@@ -311,7 +314,7 @@ impl<'a> Parser<'a> {
         let text = unescape_help(trim_blanks(rest));
         let fi = self.family(name);
         if self.meta[fi].helped {
-            return Err(format!("second HELP line for {name}"));
+            return Ok(());
         }
         self.meta[fi].helped = true;
         self.families[fi].help = text.into_owned();
@@ -323,7 +326,7 @@ impl<'a> Parser<'a> {
         self.check_not_grouped_elsewhere(name, "TYPE")?;
         let (word, rest) = split_token(trim_blanks(rest));
         if word.is_empty() {
-            return Err(format!("TYPE line for {name} without a type"));
+            return Err(format!("missing type in TYPE line for {name}"));
         }
         if !trim_blanks(rest).is_empty() {
             return Err(format!(
@@ -344,11 +347,14 @@ impl<'a> Parser<'a> {
         };
         if let Some(&fi) = self.by_name.get(name) {
             if self.meta[fi].typed {
-                return Err(format!("second TYPE line for {name}"));
+                if self.families[fi].kind == kind {
+                    return Ok(());
+                }
+                return Err(format!("second TYPE line for {name} with a different type"));
             }
         }
         if self.routes.contains_key(name) {
-            return Err(format!("TYPE line for {name} after its samples"));
+            return Err(format!("samples of {name} came before its TYPE line"));
         }
         // Samples named like this family's parts that came before it formed families of
         // their own; by the format they belong here, so the TYPE line is too late.
@@ -362,7 +368,9 @@ impl<'a> Parser<'a> {
             buf.push_str(suffix);
             if let Some(&fi) = self.by_name.get(buf.as_str()) {
                 if !self.meta[fi].typed && !self.families[fi].samples.is_empty() {
-                    return Err(format!("TYPE line for {name} after samples of {buf}"));
+                    return Err(format!(
+                        "samples of {buf} came before the TYPE line of {name}"
+                    ));
                 }
             }
         }
@@ -606,9 +614,7 @@ mod tests {
         assert!(e.message.contains(needle), "{text:?}: {e} lacks {needle:?}");
         assert_eq!(e.to_string(), format!("line {line}: {}", e.message));
         let first = e.message.chars().next().unwrap();
-        assert!(
-            !first.is_uppercase() || e.message.starts_with("HELP") || e.message.starts_with("TYPE")
-        );
+        assert!(first.is_lowercase(), "{e}");
     }
 
     fn one(text: &str) -> Sample {
@@ -631,6 +637,15 @@ mod tests {
         assert!(ok("# EOF").is_empty());
         // HELP and TYPE alone make no family.
         assert!(ok("# HELP a b\n# TYPE a gauge\n").is_empty());
+    }
+
+    #[test]
+    fn byte_order_mark_is_skipped_only_at_the_start() {
+        assert_eq!(
+            rt("\u{feff}# TYPE a gauge\na 1\n")[0].kind,
+            MetricType::Gauge
+        );
+        err_has("a 1\n\u{feff}b 2\n", 2, "invalid metric name");
     }
 
     #[test]
@@ -677,8 +692,9 @@ mod tests {
         assert_eq!(rt("#HELP a x\na 1\n")[0].help, "x");
         assert_eq!(rt("  #  HELP  a x\na 1\n")[0].help, "x");
         assert_eq!(rt("# HELP a ünïcödé ✓\na 1\n")[0].help, "ünïcödé ✓");
-        err_has("# HELP a x\n# HELP a y\n", 2, "second HELP line for a");
-        err_has("a 1\n# HELP\n", 2, "HELP line without a metric name");
+        let f = ok("# HELP a x\n# HELP a y\na 1\n");
+        assert_eq!(f[0].help, "x", "a repeated HELP is ignored, the first wins");
+        err_has("a 1\n# HELP\n", 2, "missing metric name in HELP line");
         err_has("# HELP 1a x\n", 1, "invalid metric name \"1a\"");
         err_has("# HELP a{b=\"c\"} x\n", 1, "invalid metric name");
         // Help after the family's samples is fine.
@@ -702,7 +718,7 @@ mod tests {
         err_has("# TYPE a info\n", 1, "unknown metric type");
         err_has("# TYPE a stateset\n", 1, "unknown metric type");
         err_has("# TYPE a gaugehistogram\n", 1, "unknown metric type");
-        err_has("# TYPE a\n", 1, "without a type");
+        err_has("# TYPE a\n", 1, "missing type in TYPE line for a");
         err_has(
             "# TYPE a gauge extra\n",
             1,
@@ -713,24 +729,33 @@ mod tests {
             3,
             "second TYPE line for a",
         );
-        err_has("# TYPE a gauge\n# TYPE a gauge\n", 2, "second TYPE line");
-        err_has("# TYPE\n", 1, "TYPE line without a metric name");
+        let f = ok("# TYPE a gauge\n# TYPE a gauge\na 1\n");
+        assert_eq!(
+            f[0].kind,
+            MetricType::Gauge,
+            "a repeated identical TYPE is ignored"
+        );
+        err_has("# TYPE\n", 1, "missing metric name in TYPE line");
         err_has("# TYPE a-b gauge\n", 1, "invalid metric name \"a-b\"");
         err_has(
             "a 1\n# TYPE a gauge\n",
             2,
-            "TYPE line for a after its samples",
+            "samples of a came before its TYPE line",
         );
-        err_has("a_sum 1\n# TYPE a summary\n", 2, "after samples of a_sum");
+        err_has(
+            "a_sum 1\n# TYPE a summary\n",
+            2,
+            "samples of a_sum came before the TYPE line of a",
+        );
         err_has(
             "a_bucket{le=\"1\"} 1\n# TYPE a histogram\n",
             2,
-            "after samples of a_bucket",
+            "samples of a_bucket came before",
         );
         err_has(
             "a_total 1\n# TYPE a counter\n",
             2,
-            "after samples of a_total",
+            "samples of a_total came before",
         );
         // ...but a gauge a does not claim a_total.
         assert_eq!(rt("a_total 1\n# TYPE a gauge\n").len(), 1);
