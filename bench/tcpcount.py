@@ -194,10 +194,13 @@ def make_handler(stats, thost, tport):
         except OSError:
             cwriter.close()
             return
-        await asyncio.gather(
-            pump(creader, uwriter, HttpCounter(stats, response=False)),
-            pump(ureader, cwriter, HttpCounter(stats, response=True)),
-        )
+        try:
+            await asyncio.gather(
+                pump(creader, uwriter, HttpCounter(stats, response=False)),
+                pump(ureader, cwriter, HttpCounter(stats, response=True)),
+            )
+        except asyncio.CancelledError:
+            pass  # the proxy is stopping
         for w in (uwriter, cwriter):
             try:
                 w.close()
