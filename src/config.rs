@@ -193,12 +193,34 @@ pub struct RemoteWriteConfig {
     #[serde(serialize_with = "ser_duration")]
     pub batch_wait: Duration,
     pub rate_limit: RateLimit,
-    /// Bound of the in-memory queue, in samples; the oldest batches go first when it is full.
+    /// Bound of the queue in samples; the oldest batches go first when it is full.
     pub max_queued_samples: usize,
+    /// The durable queue's bounds and sync policy.
+    pub buffer: BufferConfig,
     #[serde(serialize_with = "ser_duration")]
     pub min_backoff: Duration,
     #[serde(serialize_with = "ser_duration")]
     pub max_backoff: Duration,
+}
+
+/// `buffer = { max_bytes, max_age, fsync }` of a remote-write sink.
+#[derive(Debug, Clone, Serialize)]
+pub struct BufferConfig {
+    /// Bytes the queue may take on disk; over it the oldest batches are dropped.
+    pub max_bytes: u64,
+    /// Batches whose oldest sample is older than this are dropped before sending.
+    #[serde(serialize_with = "ser_duration")]
+    pub max_age: Duration,
+    /// `"always"` or an interval.
+    #[serde(serialize_with = "ser_fsync")]
+    pub fsync: crate::buffer::Fsync,
+}
+
+fn ser_fsync<S: Serializer>(f: &crate::buffer::Fsync, s: S) -> Result<S::Ok, S::Error> {
+    match f {
+        crate::buffer::Fsync::Always => s.serialize_str("always"),
+        crate::buffer::Fsync::Every(d) => ser_duration(d, s),
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -344,10 +366,22 @@ struct RawRemoteWrite {
     #[serde(default, deserialize_with = "de_duration_opt")]
     timeout: Option<Duration>,
     max_queued_samples: Option<usize>,
+    buffer: Option<RawBuffer>,
     #[serde(default, deserialize_with = "de_duration_opt")]
     min_backoff: Option<Duration>,
     #[serde(default, deserialize_with = "de_duration_opt")]
     max_backoff: Option<Duration>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBuffer {
+    #[serde(default, deserialize_with = "de_size_opt")]
+    max_bytes: Option<u64>,
+    #[serde(default, deserialize_with = "de_duration_opt")]
+    max_age: Option<Duration>,
+    #[serde(default, deserialize_with = "de_fsync_opt")]
+    fsync: Option<crate::buffer::Fsync>,
 }
 
 #[derive(Deserialize)]
@@ -444,6 +478,16 @@ fn de_duration_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, 
     parse_duration(&s)
         .map(Some)
         .map_err(serde::de::Error::custom)
+}
+
+fn de_fsync_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<crate::buffer::Fsync>, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.trim() == "always" {
+        return Ok(Some(crate::buffer::Fsync::Always));
+    }
+    parse_duration(&s)
+        .map(|d| Some(crate::buffer::Fsync::Every(d)))
+        .map_err(|e| serde::de::Error::custom(format!("{e}, or \"always\"")))
 }
 
 fn de_size_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
@@ -976,8 +1020,20 @@ impl Ctx<'_> {
                         rate_limit,
                         max_queued_samples: s
                             .max_queued_samples
-                            .unwrap_or(500_000)
+                            .unwrap_or(10_000_000)
                             .max(max_samples_per_send),
+                        buffer: {
+                            let b = s.buffer.as_ref();
+                            BufferConfig {
+                                max_bytes: b.and_then(|b| b.max_bytes).unwrap_or(256 << 20),
+                                max_age: b
+                                    .and_then(|b| b.max_age)
+                                    .unwrap_or(Duration::from_secs(2 * 3600)),
+                                fsync: b
+                                    .and_then(|b| b.fsync)
+                                    .unwrap_or(crate::buffer::Fsync::Every(Duration::from_secs(1))),
+                            }
+                        },
                         min_backoff: s.min_backoff.unwrap_or(Duration::from_millis(500)),
                         max_backoff: s.max_backoff.unwrap_or(Duration::from_secs(60)),
                         name: s.name,
@@ -1163,6 +1219,7 @@ max_samples_per_send = 2000
 batch_wait = "5s"
 rate_limit = { requests_per_second = 2.0, samples_per_second = 10000 }
 tls = { insecure_skip_verify = false }
+buffer = { max_bytes = "64MiB", max_age = "1h", fsync = "always" }
 
 [[sink]]
 type = "pushgateway"
@@ -1187,6 +1244,8 @@ delete_on_shutdown = false
             "s3cret"
         );
         assert_eq!(rw.rate_limit.samples_per_second, Some(10000));
+        assert_eq!(rw.buffer.max_bytes, 64 << 20);
+        assert_eq!(rw.buffer.fsync, crate::buffer::Fsync::Always);
         let SinkConfig::Pushgateway(pg) = &c.sinks[1] else {
             panic!()
         };

@@ -12,6 +12,22 @@ use crate::cli::{format_value, DemoArgs};
 use crate::self_metrics::SelfMetrics;
 use crate::sim::receiver::{serve_receiver, Received, Store};
 
+/// A temporary directory removed when dropped (the standard library has none; tempfile is a
+/// dev-dependency only).
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempdir_for_demo() -> anyhow::Result<TempDir> {
+    let p = std::env::temp_dir().join(format!("pushrelay-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&p)?;
+    Ok(TempDir(p))
+}
+
 /// Quotes a string as a TOML basic string.
 fn q(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
@@ -38,9 +54,12 @@ async fn run_inner(a: DemoArgs) -> anyhow::Result<ExitCode> {
     ));
 
     let interval = a.interval_secs.max(1);
+    // The demo's queue lives in a temporary directory, removed on exit.
+    let state = tempdir_for_demo()?;
     let mut toml_text = format!(
-        "[relay]\ninterval = \"{interval}s\"\nexternal_labels = {{ site = \"demo\" }}\nshutdown_timeout = \"10s\"\n\n\
+        "[relay]\ninterval = \"{interval}s\"\nexternal_labels = {{ site = \"demo\" }}\nshutdown_timeout = \"10s\"\nstate_dir = {}\n\n\
          [[source]]\ntype = \"scrape\"\nname = \"demo-exporter\"\nurl = {}\n\n",
+        q(&state.0.to_string_lossy()),
         q(&format!("http://{sim_addr}/metrics"))
     );
     let store: Store = Arc::default();

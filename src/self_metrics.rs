@@ -29,6 +29,9 @@ struct SinkStat {
     dropped: BTreeMap<String, u64>,
     retries: u64,
     queue: u64,
+    queue_bytes: u64,
+    oldest_ms: Option<i64>,
+    corruptions: u64,
     last_success: Option<f64>,
 }
 
@@ -76,6 +79,20 @@ impl SelfMetrics {
 
     pub fn queue_samples(&self, sink: &str, samples: u64) {
         self.with(|i| i.sinks.entry(sink.to_string()).or_default().queue = samples);
+    }
+
+    /// The queue's whole state: samples, bytes and the oldest sample's timestamp.
+    pub fn queue_state(&self, sink: &str, samples: u64, bytes: u64, oldest_ms: Option<i64>) {
+        self.with(|i| {
+            let s = i.sinks.entry(sink.to_string()).or_default();
+            s.queue = samples;
+            s.queue_bytes = bytes;
+            s.oldest_ms = oldest_ms;
+        });
+    }
+
+    pub fn corruptions(&self, sink: &str, n: u64) {
+        self.with(|i| i.sinks.entry(sink.to_string()).or_default().corruptions += n);
     }
 
     /// Total samples sent by `sink` so far.
@@ -136,6 +153,22 @@ impl SelfMetrics {
                 MetricType::Gauge,
                 "When the sink last delivered a send.",
             );
+            let mut qbytes = Family::new(
+                "pushrelay_queue_bytes",
+                MetricType::Gauge,
+                "Bytes the sink's queue takes.",
+            );
+            let mut qage = Family::new(
+                "pushrelay_queue_oldest_sample_age_seconds",
+                MetricType::Gauge,
+                "Age of the oldest sample waiting in the sink's queue (0 when empty).",
+            );
+            let mut corrupt = Family::new(
+                "pushrelay_buffer_corruptions_total",
+                MetricType::Counter,
+                "Corrupt or torn records found in the sink's disk queue.",
+            );
+            let now = crate::model::now_ms();
             for (name, s) in &i.sinks {
                 let l = one("sink", name);
                 sent.push(l.clone(), s.sent as f64);
@@ -147,6 +180,14 @@ impl SelfMetrics {
                 }
                 retries.push(l.clone(), s.retries as f64);
                 queue.push(l.clone(), s.queue as f64);
+                qbytes.push(l.clone(), s.queue_bytes as f64);
+                qage.push(
+                    l.clone(),
+                    s.oldest_ms
+                        .map(|t| (now - t).max(0) as f64 / 1000.0)
+                        .unwrap_or(0.0),
+                );
+                corrupt.push(l.clone(), s.corruptions as f64);
                 if let Some(t) = s.last_success {
                     last.push(l, t);
                 }
@@ -157,10 +198,12 @@ impl SelfMetrics {
                 "Always 1; the version of the running relay.",
             );
             build.push(one("version", env!("CARGO_PKG_VERSION")), 1.0);
-            [up, dur, sent, dropped, retries, queue, last, build]
-                .into_iter()
-                .filter(|f| !f.samples.is_empty())
-                .collect()
+            [
+                up, dur, sent, dropped, retries, queue, qbytes, qage, corrupt, last, build,
+            ]
+            .into_iter()
+            .filter(|f| !f.samples.is_empty())
+            .collect()
         })
     }
 }

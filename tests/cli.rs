@@ -231,7 +231,10 @@ async fn run_serves_metrics_and_exits_cleanly_on_sigterm_without_logging_secrets
     let dir = tempfile::tempdir().unwrap();
     let cfg = cfg_with(&exporter.url, &format!("{}/api/v1/write", proxy.url)).replace(
         "shutdown_timeout = \"2s\"",
-        &format!("shutdown_timeout = \"2s\"\nlisten = \"{listen}\""),
+        &format!(
+            "shutdown_timeout = \"2s\"\nlisten = \"{listen}\"\nstate_dir = \"{}\"",
+            dir.path().join("state").display()
+        ),
     );
     let p = write_config(&dir, &cfg);
     for format in ["text", "json"] {

@@ -116,7 +116,7 @@ async fn queue_is_bounded_and_drops_oldest_while_receiver_is_down() {
         .iter()
         .find(|f| f.name == "pushrelay_samples_dropped_total")
         .unwrap();
-    assert_eq!(dropped.samples[0].labels.get("reason"), Some("queue_full"));
+    assert_eq!(dropped.samples[0].labels.get("reason"), Some("buffer_full"));
     let retries = fams
         .iter()
         .find(|f| f.name == "pushrelay_send_retries_total")

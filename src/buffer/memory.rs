@@ -40,8 +40,33 @@ impl Queue for MemoryQueue {
         dropped
     }
 
-    fn front(&self) -> Option<(u64, EncodedBatch)> {
+    fn front(&mut self) -> Option<(u64, EncodedBatch)> {
         self.batches.front().cloned()
+    }
+
+    fn drop_older_than(&mut self, cutoff_ms: i64) -> usize {
+        let mut dropped = 0;
+        while let Some((_, b)) = self.batches.front() {
+            if b.oldest_ms >= cutoff_ms {
+                break;
+            }
+            dropped += b.samples;
+            self.samples -= b.samples;
+            self.batches.pop_front();
+        }
+        dropped
+    }
+
+    fn bytes(&self) -> u64 {
+        self.batches.iter().map(|(_, b)| b.body.len() as u64).sum()
+    }
+
+    fn oldest_ms(&self) -> Option<i64> {
+        self.batches.front().map(|(_, b)| b.oldest_ms)
+    }
+
+    fn full_reason(&self) -> &'static str {
+        "queue_full"
     }
 
     fn commit(&mut self, id: u64) {

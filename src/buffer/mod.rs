@@ -1,13 +1,15 @@
-//! Where encoded remote-write batches wait to be sent: the queue seam.
+//! Where encoded remote-write batches wait to be sent: the queue seam, in memory or on disk.
 //!
 //! The sender only sees [`Queue`]: it reads the oldest batch with [`Queue::front`], and removes it
 //! with [`Queue::commit`] only after the receiver accepted it (2xx) or refused it for good
-//! (non-retryable 4xx). The in-memory [`MemoryQueue`] is bounded and drops the oldest batches when
-//! full; the durable on-disk queue (a later issue) implements the same trait, and is the only
-//! code that will touch the disk.
+//! (non-retryable 4xx). [`DiskQueue`] (the default for `run`) keeps batches in append-only
+//! segment files under `state_dir/<sink>/` so they survive restarts, crashes and power cuts;
+//! [`MemoryQueue`] serves one-shot commands. Only this module touches the disk.
 
+mod disk;
 mod memory;
 
+pub use disk::{DiskQueue, DiskQueueOptions, Fsync};
 pub use memory::MemoryQueue;
 
 use crate::wire::remote_write::EncodedBatch;
@@ -17,13 +19,29 @@ pub trait Queue: Send {
     /// Appends a batch. If the queue is over its bound afterwards, the oldest batches are removed
     /// (never the one just added) and the number of samples removed is returned.
     fn push(&mut self, batch: EncodedBatch) -> usize;
-    /// The oldest batch and its id, still queued (cheap: the body is reference-counted).
-    fn front(&self) -> Option<(u64, EncodedBatch)>;
+    /// The oldest batch and its id, still queued. (A disk queue reads it from its segment; a
+    /// record found corrupt there is dropped, counted and the next one returned.)
+    fn front(&mut self) -> Option<(u64, EncodedBatch)>;
     /// Removes batch `id` if it is still the oldest: it was delivered or refused for good. (It
-    /// may be gone already if the bound pushed it out while it was being sent.)
+    /// may be gone already if a bound pushed it out while it was being sent.)
     fn commit(&mut self, id: u64);
+    /// Drops, oldest first, batches whose oldest sample is older than `cutoff_ms`; returns the
+    /// samples dropped.
+    fn drop_older_than(&mut self, cutoff_ms: i64) -> usize;
     /// Samples waiting, over all batches.
     fn samples(&self) -> usize;
     /// Batches waiting.
     fn batches(&self) -> usize;
+    /// Bytes the waiting batches take (on disk, or in memory).
+    fn bytes(&self) -> u64;
+    /// Timestamp of the oldest waiting sample, in ms.
+    fn oldest_ms(&self) -> Option<i64>;
+    /// Makes appended data durable if the sync policy says it is time (or `force`).
+    fn sync(&mut self, _force: bool) {}
+    /// Corrupt records found since the last call.
+    fn take_corruptions(&mut self) -> u64 {
+        0
+    }
+    /// The `reason` label for samples dropped because the queue was full.
+    fn full_reason(&self) -> &'static str;
 }

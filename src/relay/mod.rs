@@ -90,7 +90,7 @@ pub async fn once(cfg: &Config) -> anyhow::Result<OnceReport> {
     let sinks = cfg
         .sinks
         .iter()
-        .map(|s| Sink::build(s, metrics.clone()))
+        .map(|s| Sink::build(s, metrics.clone(), None))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let results = poll_all_once(cfg).await?;
     let mut failures = Vec::new();
@@ -147,7 +147,7 @@ pub async fn run_with_metrics(
     let sinks = cfg
         .sinks
         .iter()
-        .map(|s| Sink::build(s, metrics.clone()))
+        .map(|s| Sink::build(s, metrics.clone(), Some(&cfg.relay.state_dir)))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut sources_built = Vec::new();
     for sc in &cfg.sources {

@@ -122,7 +122,7 @@ pub fn render(secs: f64, poll: u64, devices: usize) -> String {
     );
     o.push_str("# HELP battery_voltage_volts Unknown until measured.\n# TYPE battery_voltage_volts gauge\n");
     o.push_str("battery_voltage_volts{cell=\"a\"} NaN\nbattery_voltage_volts{cell=\"b\"} +Inf\n");
-    if poll % 2 == 0 {
+    if poll.is_multiple_of(2) {
         o.push_str("# HELP flapping_link_up A link that is there every other poll.\n# TYPE flapping_link_up gauge\nflapping_link_up 1\n");
     }
     o

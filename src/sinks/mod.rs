@@ -21,12 +21,22 @@ pub enum Sink {
 }
 
 impl Sink {
-    pub fn build(cfg: &SinkConfig, metrics: Arc<SelfMetrics>) -> anyhow::Result<Sink> {
+    /// Builds a sink; with `state_dir`, a remote-write sink keeps its queue durably in
+    /// `state_dir/<sink name>/`, without it in memory (for one-shot commands).
+    pub fn build(
+        cfg: &SinkConfig,
+        metrics: Arc<SelfMetrics>,
+        state_dir: Option<&std::path::Path>,
+    ) -> anyhow::Result<Sink> {
         metrics.register_sink(cfg.name());
         Ok(match cfg {
-            SinkConfig::RemoteWrite(c) => Sink::RemoteWrite(Arc::new(
-                remote_write::RemoteWriteSink::new(c.clone(), metrics)?,
-            )),
+            SinkConfig::RemoteWrite(c) => {
+                Sink::RemoteWrite(Arc::new(remote_write::RemoteWriteSink::new(
+                    c.clone(),
+                    metrics,
+                    state_dir.map(|d| d.join(&c.name)).as_deref(),
+                )?))
+            }
             SinkConfig::Pushgateway(c) => Sink::Pushgateway(Arc::new(
                 pushgateway::PushgatewaySink::new(c.clone(), metrics)?,
             )),

@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{human, now_seconds, send_classified, SendError};
-use crate::buffer::{MemoryQueue, Queue};
+use crate::buffer::{DiskQueue, DiskQueueOptions, Fsync, MemoryQueue, Queue};
 use crate::config::{redact_url, RemoteWriteConfig};
 use crate::http::client;
 use crate::model::{stale_nan, Snapshot};
@@ -54,7 +54,25 @@ struct State {
 }
 
 impl RemoteWriteSink {
-    pub fn new(cfg: RemoteWriteConfig, metrics: Arc<SelfMetrics>) -> anyhow::Result<Self> {
+    /// A sink whose queue lives in `queue_dir` (durable), or in memory when `None` (`once`).
+    pub fn new(
+        cfg: RemoteWriteConfig,
+        metrics: Arc<SelfMetrics>,
+        queue_dir: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
+        let queue: Box<dyn Queue> = match queue_dir {
+            Some(dir) => Box::new(DiskQueue::open(
+                dir,
+                DiskQueueOptions {
+                    max_bytes: cfg.buffer.max_bytes,
+                    max_samples: cfg.max_queued_samples,
+                    // A few MiB, and at most an eighth of the bound so it is honoured closely.
+                    segment_bytes: (cfg.buffer.max_bytes / 8).clamp(64 << 10, 4 << 20),
+                    fsync: cfg.buffer.fsync,
+                },
+            )?),
+            None => Box::new(MemoryQueue::new(cfg.max_queued_samples)),
+        };
         let requests = cfg.rate_limit.requests_per_second.and_then(|rps| {
             Quota::with_period(Duration::from_secs_f64(1.0 / rps)).map(RateLimiter::direct)
         });
@@ -71,7 +89,7 @@ impl RemoteWriteSink {
             state: Mutex::new(State {
                 pending: BatchBuilder::new(),
                 pending_since: None,
-                queue: Box::new(MemoryQueue::new(cfg.max_queued_samples)),
+                queue,
                 metadata_sent: HashMap::new(),
             }),
             cfg,
@@ -139,13 +157,41 @@ impl RemoteWriteSink {
         let batch = std::mem::take(&mut st.pending).finish();
         let dropped = st.queue.push(batch);
         if dropped > 0 {
-            self.metrics
-                .dropped(&self.cfg.name, "queue_full", dropped as u64);
+            let reason = st.queue.full_reason();
+            self.metrics.dropped(&self.cfg.name, reason, dropped as u64);
             tracing::warn!(sink = %self.cfg.name, "queue full: dropped the oldest {dropped} samples");
         }
-        self.metrics
-            .queue_samples(&self.cfg.name, st.queue.samples() as u64);
+        self.publish(st);
         self.queued.notify_one();
+    }
+
+    /// Updates the queue's self-metrics.
+    fn publish(&self, st: &mut State) {
+        let q = &mut st.queue;
+        self.metrics
+            .queue_state(&self.cfg.name, q.samples() as u64, q.bytes(), q.oldest_ms());
+        let c = q.take_corruptions();
+        if c > 0 {
+            self.metrics.corruptions(&self.cfg.name, c);
+        }
+    }
+
+    /// The oldest queued batch, after dropping what is older than `buffer.max_age`.
+    fn next_batch(&self) -> Option<(u64, EncodedBatch)> {
+        let mut st = self.lock();
+        let cutoff = crate::model::now_ms() - self.cfg.buffer.max_age.as_millis() as i64;
+        let old = st.queue.drop_older_than(cutoff);
+        if old > 0 {
+            self.metrics.dropped(&self.cfg.name, "too_old", old as u64);
+            tracing::warn!(
+                sink = %self.cfg.name,
+                "dropped {old} queued samples older than max_age ({}): receivers refuse them",
+                human(self.cfg.buffer.max_age)
+            );
+        }
+        let front = st.queue.front();
+        self.publish(&mut st);
+        front
     }
 
     /// Runs batcher and sender until `cancel`; then seals what is pending and keeps sending
@@ -174,13 +220,28 @@ impl RemoteWriteSink {
             self.closed.store(true, Ordering::SeqCst);
             self.queued.notify_one();
         };
-        tokio::join!(batcher, self.send_loop());
+        // Appended batches reach the disk at least every `fsync` interval.
+        let syncer = async {
+            let every = match self.cfg.buffer.fsync {
+                Fsync::Every(d) => d,
+                Fsync::Always => Duration::from_secs(3600),
+            };
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => self.lock().queue.sync(false),
+                    _ = cancel.cancelled() => return,
+                }
+            }
+        };
+        tokio::join!(batcher, self.send_loop(), syncer);
+        self.lock().queue.sync(true);
     }
 
     async fn send_loop(&self) {
         let mut outage: Option<Outage> = None;
         loop {
-            let front = self.lock().queue.front();
+            let front = self.next_batch();
             let Some((id, batch)) = front else {
                 if let Some(o) = outage.take().filter(|o| o.back_at.is_some()) {
                     tracing::info!(

@@ -198,8 +198,12 @@ pub fn start_relay(
     tokio::task::JoinHandle<anyhow::Result<()>>,
     Arc<pushrelay::self_metrics::SelfMetrics>,
 ) {
-    let cfg = pushrelay::config::parse(config_toml, "test.toml", &|k| std::env::var(k).ok())
+    let mut cfg = pushrelay::config::parse(config_toml, "test.toml", &|k| std::env::var(k).ok())
         .unwrap_or_else(|e| panic!("{e}"));
+    if !config_toml.contains("state_dir") {
+        // Each relay gets its own queue directory (kept until the process ends).
+        cfg.relay.state_dir = tempfile::tempdir().unwrap().keep();
+    }
     let cancel = CancellationToken::new();
     let metrics = Arc::new(pushrelay::self_metrics::SelfMetrics::default());
     let h = tokio::spawn(pushrelay::relay::run_with_metrics(
