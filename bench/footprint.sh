@@ -316,11 +316,18 @@ shutdown_json="${shutdown_json%,}}"
 # ---- Optional encode benchmark (after the run, so it does not compete with the senders) -----------
 criterion_dir="$keep_dir/criterion"
 encode_summary=""
+encode_error=""
 if [ "$encode_bench" -eq 1 ]; then
     say "cargo bench --bench encode"
     encode_summary="$keep_dir/encode-sizes.md"
-    CRITERION_HOME="$criterion_dir" PUSHRELAY_BENCH_SUMMARY="$encode_summary" \
-        cargo bench --quiet --bench encode 2>&1 | tee "$keep_dir/encode-bench.txt" | grep -E 'time:|thrpt:|^[a-z0-9_/]+ *$' >&2 || true
+    if CRITERION_HOME="$criterion_dir" PUSHRELAY_BENCH_SUMMARY="$encode_summary" \
+        cargo bench --quiet --bench encode >"$keep_dir/encode-bench.txt" 2>&1; then
+        grep -E 'time:|thrpt:' "$keep_dir/encode-bench.txt" >&2 || true
+    else
+        encode_error="cargo bench --bench encode failed: $(grep -m 1 -E '^error' "$keep_dir/encode-bench.txt" || tail -n 1 "$keep_dir/encode-bench.txt")"
+        say "WARNING: $encode_error (full output in ${keep_dir#"$repo"/}/encode-bench.txt); the report will have no encode section"
+        encode_summary=""
+    fi
 fi
 
 # ---- Report --------------------------------------------------------------------------------------
@@ -334,7 +341,7 @@ size_of() { stat -c %s "$1"; }
 export FP_DATE FP_EVERY FP_DEVICES FP_SERIES FP_CMD FP_PR_VERSION FP_PROM_VERSION FP_VM_VERSION FP_GIT
 export FP_SIZE_PR FP_SIZE_VMAGENT FP_CMD_PR05 FP_CMD_PR60 FP_CMD_VMAG FP_CMD_VMZS FP_WITH_VM
 export FP_WARN_PR05 FP_WARN_PR60 FP_WARN_VMAG FP_WARN_VMZS FP_ENCODE_SUMMARY FP_CRITERION_DIR FP_VM_RECEIVED
-export FP_SHUTDOWN="$shutdown_json"
+export FP_SHUTDOWN="$shutdown_json" FP_ENCODE_ERROR="$encode_error"
 FP_DATE="$(date -u +'%Y-%m-%d %H:%M UTC')"
 FP_EVERY="$every"
 FP_DEVICES="$devices"
@@ -383,7 +390,7 @@ meta = {
     "log_findings": {"pr05": json.loads(e["FP_WARN_PR05"]), "pr60": json.loads(e["FP_WARN_PR60"]),
                      "vmag": json.loads(e["FP_WARN_VMAG"]), "vmzs": json.loads(e["FP_WARN_VMZS"])},
     "encode_summary": e["FP_ENCODE_SUMMARY"], "criterion_dir": e["FP_CRITERION_DIR"],
-    "shutdown": json.loads(e["FP_SHUTDOWN"]),
+    "shutdown": json.loads(e["FP_SHUTDOWN"]), "encode_error": e["FP_ENCODE_ERROR"],
 }
 with open(sys.argv[1], "w") as f:
     json.dump(meta, f, indent=1)

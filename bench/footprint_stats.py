@@ -300,7 +300,7 @@ def encode_section(meta):
         "`scrape1`: one scrape of the 7-device simulator per batch (the default `batch_wait = \"5s\"`); "
         "`scrape4`: four scrapes (what `batch_wait = \"60s\"` gives); `scrape6`: ~2000 samples "
         "(`max_samples_per_send`) over the same series; `series2000`: one scrape of a 57-device "
-        "simulator. Timings are single-threaded, on the same shared machine, taken right after the footprint run; criterion's own report is in `bench/out/<run>/encode-bench.txt`.",
+        "simulator. Timings are single-threaded, on the same shared machine, after the footprint run (never during it); criterion's own report is in `bench/out/<run>/encode-bench.txt`.",
         "",
     ]
     return "\n".join(out)
@@ -503,8 +503,10 @@ def cmd_report(a):
         "## Method",
         "",
         f"- Workload: `pushrelay sim --devices {m['devices']}` (the simulated exporter, "
-        f"{m.get('series_scraped', '?')} series per scrape, values moving, one series flapping), "
-        "scraped every 15 s by every sender.",
+        f"{m.get('series_scraped', '?')} series per scrape, values moving), scraped every 15 s by every "
+        "sender from one shared simulator process (its one flapping series is served on even-numbered "
+        "polls of the simulator, so whether a given sender sees it come and go depends on how the "
+        "senders' scrapes interleave: a few stale markers at most).",
         "- Senders:",
     ]
     for s in senders:
@@ -540,6 +542,8 @@ def cmd_report(a):
     enc = encode_section(meta)
     if enc:
         md.append(enc)
+    elif meta.get("encode_error"):
+        md += ["## Encode + compress throughput", "", f"Not measured in this run: {meta['encode_error']}.", ""]
     text = "\n".join(md).rstrip() + "\n"
     if a.markdown:
         with open(a.markdown, "w") as f:

@@ -166,6 +166,11 @@ impl Labels {
         self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
+    /// The pairs, sorted by name, as owned strings.
+    pub fn into_pairs(self) -> Vec<(String, String)> {
+        self.0
+    }
+
     pub fn len(&self) -> usize {
         self.0.len()
     }

@@ -25,19 +25,15 @@ pub struct EncodedBatch {
     pub oldest_ms: i64,
 }
 
-/// One series being built: its name, labels and samples in arrival order.
-struct SeriesBuf {
-    name: String,
-    labels: Labels,
-    samples: Vec<(i64, f64)>,
-}
-
 /// Accumulates samples grouped per series (several timestamps share one label set on the
 /// wire, which is what keeps bytes per sample low) and metadata per family.
+///
+/// Series are looked up by borrowed name and labels and copied only when first seen; the copies
+/// are moved into the protobuf message at the end.
 #[derive(Default)]
 pub struct BatchBuilder {
-    index: HashMap<(String, Labels), usize>,
-    series: Vec<SeriesBuf>,
+    /// Name, then label set, then samples in arrival order.
+    series: HashMap<String, HashMap<Labels, Vec<(i64, f64)>>>,
     metadata: Vec<proto::MetricMetadata>,
     samples: usize,
     oldest_ms: i64,
@@ -50,20 +46,17 @@ impl BatchBuilder {
 
     /// Adds one sample of series `name{labels}` at `timestamp_ms`.
     pub fn add(&mut self, name: &str, labels: &Labels, timestamp_ms: i64, value: f64) {
-        let key = (name.to_string(), labels.clone());
-        let i = match self.index.get(&key) {
-            Some(&i) => i,
+        if !self.series.contains_key(name) {
+            self.series.insert(name.to_string(), HashMap::new());
+        }
+        // Inserted just above when missing.
+        let by_labels = self.series.get_mut(name).expect("present");
+        match by_labels.get_mut(labels) {
+            Some(v) => v.push((timestamp_ms, value)),
             None => {
-                self.series.push(SeriesBuf {
-                    name: key.0.clone(),
-                    labels: key.1.clone(),
-                    samples: Vec::new(),
-                });
-                self.index.insert(key, self.series.len() - 1);
-                self.series.len() - 1
+                by_labels.insert(labels.clone(), vec![(timestamp_ms, value)]);
             }
-        };
-        self.series[i].samples.push((timestamp_ms, value));
+        }
         if self.samples == 0 || timestamp_ms < self.oldest_ms {
             self.oldest_ms = timestamp_ms;
         }
@@ -91,18 +84,19 @@ impl BatchBuilder {
 
     /// Builds the protobuf request (samples of each series sorted by timestamp).
     pub fn build_request(self) -> (proto::WriteRequest, usize, i64) {
-        let mut timeseries = Vec::with_capacity(self.series.len());
-        for mut s in self.series {
-            // A stable sort keeps arrival order for equal timestamps.
-            s.samples.sort_by_key(|(t, _)| *t);
-            timeseries.push(proto::TimeSeries {
-                labels: wire_labels(&s.name, &s.labels),
-                samples: s
-                    .samples
-                    .into_iter()
-                    .map(|(timestamp, value)| proto::Sample { value, timestamp })
-                    .collect(),
-            });
+        let mut timeseries = Vec::new();
+        for (name, by_labels) in self.series {
+            for (labels, mut samples) in by_labels {
+                // A stable sort keeps arrival order for equal timestamps.
+                samples.sort_by_key(|(t, _)| *t);
+                timeseries.push(proto::TimeSeries {
+                    labels: wire_labels_owned(name.clone(), labels),
+                    samples: samples
+                        .into_iter()
+                        .map(|(timestamp, value)| proto::Sample { value, timestamp })
+                        .collect(),
+                });
+            }
         }
         let req = proto::WriteRequest {
             timeseries,
@@ -125,25 +119,27 @@ impl BatchBuilder {
 /// The full label list of a series as remote write wants it: `__name__` included, sorted by
 /// name (byte order, so `__name__` sorts after upper-case names and before lower-case ones).
 pub fn wire_labels(name: &str, labels: &Labels) -> Vec<proto::Label> {
-    let mut out = Vec::with_capacity(labels.len() + 1);
-    let mut name_done = false;
-    for (k, v) in labels.iter() {
-        if !name_done && k > "__name__" {
+    wire_labels_owned(name.to_string(), labels.clone())
+}
+
+/// [`wire_labels`], moving the strings instead of copying them.
+pub fn wire_labels_owned(name: String, labels: Labels) -> Vec<proto::Label> {
+    let pairs = labels.into_pairs();
+    let mut out = Vec::with_capacity(pairs.len() + 1);
+    let mut name = Some(name);
+    for (k, v) in pairs {
+        if name.is_some() && k.as_str() > "__name__" {
             out.push(proto::Label {
                 name: "__name__".to_string(),
-                value: name.to_string(),
+                value: name.take().expect("checked is_some"),
             });
-            name_done = true;
         }
-        out.push(proto::Label {
-            name: k.to_string(),
-            value: v.to_string(),
-        });
+        out.push(proto::Label { name: k, value: v });
     }
-    if !name_done {
+    if let Some(value) = name {
         out.push(proto::Label {
             name: "__name__".to_string(),
-            value: name.to_string(),
+            value,
         });
     }
     out
@@ -225,8 +221,17 @@ mod tests {
         assert_eq!(e.oldest_ms, 1000);
         let req = decode(&e.body).unwrap();
         assert_eq!(req.timeseries.len(), 2);
-        let m = &req.timeseries[0];
-        assert_eq!(m.labels[0].value, "m");
+        let by_name = |n: &str| {
+            req.timeseries
+                .iter()
+                .find(|t| {
+                    t.labels
+                        .iter()
+                        .any(|l| l.name == "__name__" && l.value == n)
+                })
+                .unwrap()
+        };
+        let m = by_name("m");
         assert_eq!(
             m.samples
                 .iter()
@@ -234,7 +239,7 @@ mod tests {
                 .collect::<Vec<_>>(),
             [(1000, 1.0), (2000, 2.0)]
         );
-        let n = &req.timeseries[1];
+        let n = by_name("n");
         assert_eq!(n.samples[0].value, f64::INFINITY);
         assert!(
             is_stale_nan(n.samples[1].value),
