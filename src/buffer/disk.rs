@@ -107,8 +107,10 @@ fn seg_path(dir: &Path, seq: u64) -> PathBuf {
 enum Bad {
     /// Fewer bytes than the header or the payload needs: a torn tail.
     Short,
-    /// A length out of range, a CRC mismatch or a malformed payload.
+    /// A length out of range: the records after it cannot be found.
     Corrupt(&'static str),
+    /// The payload does not match its CRC; the record (of this many bytes) can be skipped.
+    Checksum(u64),
 }
 
 /// One record read back.
@@ -147,7 +149,7 @@ fn read_record(r: &mut impl Read) -> Result<Option<Record>, Bad> {
         return Err(Bad::Short);
     }
     if crc32c::crc32c(&payload) != crc {
-        return Err(Bad::Corrupt("checksum mismatch"));
+        return Err(Bad::Checksum(HEADER + len as u64));
     }
     let samples = u32::from_le_bytes(payload[0..4].try_into().expect("4 bytes")) as usize;
     let oldest = i64::from_le_bytes(payload[4..12].try_into().expect("8 bytes"));
@@ -275,6 +277,7 @@ impl DiskQueue {
             let mut r = std::io::BufReader::new(f);
             let mut off = start.min(file_len);
             let mut count = 0;
+            let mut damaged = false;
             loop {
                 match read_record(&mut r) {
                     Ok(None) => break,
@@ -287,12 +290,26 @@ impl DiskQueue {
                         count += 1;
                         off += rec.size;
                     }
+                    Err(Bad::Checksum(size)) if !damaged => {
+                        // The frame is intact: lose only this record and read on. A second
+                        // failure in the same segment means the frames cannot be trusted.
+                        damaged = true;
+                        self.corruptions += 1;
+                        tracing::warn!(
+                            "queue segment {} has a record failing its checksum at byte {off}; dropped that record ({size} bytes) and going on",
+                            path.display()
+                        );
+                        off += size;
+                    }
                     Err(bad) => {
                         let what = match bad {
                             Bad::Short => "a torn record (cut off mid-write)",
                             Bad::Corrupt(w) => w,
+                            Bad::Checksum(_) => "a second bad record",
                         };
-                        self.corruptions += 1;
+                        if !damaged {
+                            self.corruptions += 1;
+                        }
                         tracing::warn!(
                             "queue segment {} has {what} at byte {off}; dropped the rest of that segment ({} bytes) and going on",
                             path.display(),
@@ -705,7 +722,7 @@ mod tests {
     }
 
     #[test]
-    fn flipped_byte_drops_that_segment_rest_and_goes_on() {
+    fn flipped_byte_loses_only_its_record() {
         let dir = tempfile::tempdir().unwrap();
         {
             let mut q = DiskQueue::open(dir.path(), opts()).unwrap();
@@ -726,7 +743,11 @@ mod tests {
         fs::write(&v[0], &bytes).unwrap();
         let mut q = DiskQueue::open(dir.path(), opts()).unwrap();
         assert_eq!(q.take_corruptions(), 1);
-        assert_eq!(drain(&mut q), vec![0, 3, 4, 5, 6, 7]);
+        assert_eq!(
+            drain(&mut q),
+            vec![0, 2, 3, 4, 5, 6, 7],
+            "only the damaged record is lost"
+        );
     }
 
     #[test]

@@ -95,6 +95,10 @@ pub enum SendError {
     /// The receiver refused the data for good.
     #[error("HTTP {status}: {body}")]
     Rejected { status: u16, body: String },
+    /// The data became older than the sink's `buffer.max_age` while it waited: receivers would
+    /// refuse it, so it is not sent.
+    #[error("older than max_age")]
+    Expired,
 }
 
 impl SendError {
@@ -104,7 +108,7 @@ impl SendError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             SendError::Retryable { after, .. } => *after,
-            SendError::Rejected { .. } => None,
+            SendError::Rejected { .. } | SendError::Expired => None,
         }
     }
 }

@@ -288,6 +288,16 @@ impl RemoteWriteSink {
                     batch.samples
                 );
             }
+            Err(SendError::Expired) => {
+                self.metrics
+                    .dropped(&self.cfg.name, "too_old", batch.samples as u64);
+                tracing::warn!(
+                    sink = %self.cfg.name,
+                    "dropped a batch of {} samples that got older than max_age ({}) while waiting: receivers refuse them",
+                    batch.samples,
+                    human(self.cfg.buffer.max_age)
+                );
+            }
             Err(SendError::Retryable { reason, .. }) => {
                 self.metrics
                     .dropped(&self.cfg.name, "retries_exhausted", batch.samples as u64);
@@ -349,6 +359,11 @@ impl RemoteWriteSink {
     }
 
     async fn send_once(&self, batch: &EncodedBatch) -> Result<(), SendError> {
+        // Checked on every attempt: a batch can age past max_age while an outage is retried.
+        let cutoff = crate::model::now_ms() - self.cfg.buffer.max_age.as_millis() as i64;
+        if batch.oldest_ms < cutoff {
+            return Err(SendError::Expired);
+        }
         let req = self
             .client
             .post(self.cfg.url.clone())

@@ -13,7 +13,7 @@
 
 use std::fs::{self, File};
 use std::future::Future;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -30,6 +30,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const START_ATTEMPTS: u32 = 5;
 /// How much of a child's log is shown in a panic message.
 const LOG_TAIL_BYTES: u64 = 4096;
+/// How long [`Receiver::stop`] waits for a clean exit before killing the receiver.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+/// Starts attempted by [`Receiver::restart`] while its port is held by someone else.
+const RESTART_ATTEMPTS: u32 = 20;
 
 /// Which receiver a [`Receiver`] runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,6 +113,8 @@ pub struct Receiver {
     child: ChildGuard,
     client: reqwest::Client,
     dir: TempDir,
+    /// The command line the process was started with, for [`Receiver::restart`].
+    args: Vec<String>,
 }
 
 /// Minimal Prometheus configuration: no scrape jobs, no rules.
@@ -223,6 +229,7 @@ impl Receiver {
                 child: ChildGuard(child),
                 client: client.clone(),
                 dir,
+                args: args.clone(),
             };
             match receiver.wait_ready().await {
                 Ok(()) => return receiver,
@@ -291,6 +298,111 @@ impl Receiver {
     /// Process id of the receiver.
     pub fn pid(&self) -> u32 {
         self.child.0.id()
+    }
+
+    /// Stops the receiver as an outage would, keeping its port and data directory for
+    /// [`Receiver::restart`]: SIGTERM (so a TSDB persists what it acknowledged), then SIGKILL if
+    /// it has not exited within [`STOP_TIMEOUT`]. Returns once the process is gone.
+    ///
+    /// Panics if the process had already exited: a receiver dying by itself is a test failure.
+    pub async fn stop(&mut self) {
+        if let Some(status) = self.child.0.try_wait().expect("poll the receiver process") {
+            panic!(
+                "{} had already exited ({status}) when asked to stop\nlog tail:\n{}",
+                self.kind.binary_name(),
+                self.logs()
+            );
+        }
+        let pid = self.pid().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run `kill -TERM {pid}`: {e}"));
+        assert!(sent.success(), "`kill -TERM {pid}` failed: {sent}");
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while self
+            .child
+            .0
+            .try_wait()
+            .expect("poll the receiver process")
+            .is_none()
+        {
+            if Instant::now() >= deadline {
+                // Stuck on shutdown: an outage all the same.
+                let _ = self.child.0.kill();
+                let _ = self.child.0.wait();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Starts a receiver stopped by [`Receiver::stop`] again with the same command line: same
+    /// port, same data directory, so what it had stored is still there. Its logs are appended to.
+    /// Retries for a while if the port is briefly held by someone else; panics if it cannot
+    /// start or if the receiver is still running.
+    pub async fn restart(&mut self) {
+        if self
+            .child
+            .0
+            .try_wait()
+            .expect("poll the receiver process")
+            .is_none()
+        {
+            panic!(
+                "{} is still running: stop it before restarting it",
+                self.kind.binary_name()
+            );
+        }
+        let binary = binary_path(self.kind.binary_name());
+        let dir = self.dir.path().to_path_buf();
+        let append = |name: &str| {
+            fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(name))
+                .unwrap_or_else(|e| panic!("open {name} for appending: {e}"))
+        };
+        let mut last_failure = String::new();
+        for attempt in 1..=RESTART_ATTEMPTS {
+            let mut stderr = append("stderr.log");
+            let _ = writeln!(stderr, "--- restart, attempt {attempt} ---");
+            let child = Command::new(&binary)
+                .args(&self.args)
+                .current_dir(self.dir.path())
+                .stdin(Stdio::null())
+                .stdout(append("stdout.log"))
+                .stderr(stderr)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+            // The previous process was reaped by `stop`: dropping its guard does nothing more.
+            self.child = ChildGuard(child);
+            match self.wait_ready().await {
+                Ok(()) => return,
+                Err(StartError::PortTaken) => {
+                    last_failure = format!(
+                        "port {} was taken (attempt {attempt}); log tail:\n{}",
+                        self.port,
+                        self.logs()
+                    );
+                    let _ = self.child.0.kill();
+                    let _ = self.child.0.wait();
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(StartError::Failed(why)) => panic!(
+                    "{} did not restart: {why}\ncommand: {} {}\nlog tail:\n{}",
+                    self.kind.binary_name(),
+                    binary.display(),
+                    self.args.join(" "),
+                    self.logs()
+                ),
+            }
+        }
+        panic!(
+            "{} did not restart on port {} after {RESTART_ATTEMPTS} attempts: {last_failure}",
+            self.kind.binary_name(),
+            self.port
+        );
     }
 
     /// The last few KiB of the receiver's stderr and stdout, for assertion messages.
