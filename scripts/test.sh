@@ -8,4 +8,5 @@ cd "$(dirname "$0")/.."
 bash scripts/fetch-receivers.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
-cargo test --all-targets
+cargo test --benches   # the benchmarks build and run once, quickly
+cargo test              # unit, integration and doc tests
