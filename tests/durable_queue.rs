@@ -328,7 +328,11 @@ impl Drop for Relay {
                     })
                     .map(|l| format!("{l}\n"))
                     .collect();
-                let tail = &log[log.len().saturating_sub(LOG_TAIL)..];
+                let mut from = log.len().saturating_sub(LOG_TAIL);
+                while !log.is_char_boundary(from) {
+                    from += 1;
+                }
+                let tail = &log[from..];
                 eprintln!("----- relay run {run} log (last {LOG_TAIL} bytes) -----\n{tail}");
             }
         }
@@ -610,8 +614,9 @@ struct Record {
     /// Where the record (its header) starts in the file.
     offset: u64,
     payload: Vec<u8>,
-    /// Timestamps (ms) of its samples of `a`, and of all its samples.
+    /// Timestamps (ms) of its samples of `a`.
     a_ts: Vec<i64>,
+    /// Timestamp (ms) of its oldest sample.
     min_ts: i64,
 }
 
@@ -640,24 +645,7 @@ fn read_records(path: &Path) -> Vec<Record> {
                 path.display()
             )
         });
-        let mut a_ts = Vec::new();
-        let mut min_ts = i64::MAX;
-        for ts in &req.timeseries {
-            let is_a = ts
-                .labels
-                .iter()
-                .any(|l| l.name == "__name__" && l.value == "a")
-                && ts
-                    .labels
-                    .iter()
-                    .any(|l| l.name == "job" && l.value == "node");
-            for s in &ts.samples {
-                min_ts = min_ts.min(s.timestamp);
-                if is_a {
-                    a_ts.push(s.timestamp);
-                }
-            }
-        }
+        let (a_ts, min_ts) = (a_in(&req), oldest(&req));
         out.push(Record {
             offset: off as u64,
             payload,
@@ -682,6 +670,15 @@ fn decode_payload(payload: &[u8]) -> Option<WriteRequest> {
 /// Decodes a request body the proxy saw.
 fn decode_body(body: &[u8]) -> WriteRequest {
     pushrelay::wire::remote_write::decode(body).expect("a remote-write 1.0 body")
+}
+
+/// Timestamp of the oldest sample in a request (`i64::MAX` if it has none).
+fn oldest(req: &WriteRequest) -> i64 {
+    req.timeseries
+        .iter()
+        .flat_map(|ts| ts.samples.iter().map(|s| s.timestamp))
+        .min()
+        .unwrap_or(i64::MAX)
 }
 
 /// Timestamps of `a` in a request.
@@ -731,10 +728,31 @@ async fn receiver_outage_then_recovery(kind: Kind) {
         "during the outage the queue is on disk: no *.seg data in {}",
         relay.queue_dir().display()
     );
+    let bytes = relay.metric("pushrelay_queue_bytes", &[]).await;
+    assert!(
+        bytes.is_some_and(|b| b > 0.0),
+        "pushrelay_queue_bytes = {bytes:?}"
+    );
+    // The first scrape not delivered came a moment after the receiver went away, 6 polls ago.
+    let age = relay
+        .metric("pushrelay_queue_oldest_sample_age_seconds", &[])
+        .await;
+    assert!(
+        age.is_some_and(|a| (4.0..=10.0).contains(&a)),
+        "pushrelay_queue_oldest_sample_age_seconds = {age:?}, expected about 6"
+    );
 
     rx.restart().await;
     tl.mark("receiver up");
     relay.wait_drained().await;
+    let age = relay
+        .metric("pushrelay_queue_oldest_sample_age_seconds", &[])
+        .await;
+    // 0 when empty; a fresh batch may be queued for a moment.
+    assert!(
+        age.is_some_and(|a| a < 1.5),
+        "pushrelay_queue_oldest_sample_age_seconds = {age:?} once drained"
+    );
     let drops = relay.all_drops().await;
     assert!(drops.is_empty(), "nothing may be dropped: {drops:?}");
     quiet_moment(&exporter).await;
@@ -1183,8 +1201,8 @@ async fn max_bytes_drops_the_oldest_and_bounds_the_disk() {
     assert!(
         ts.iter()
             .any(|&t| t > down_ms && t < last_scrape_down && t >= last_scrape_down - 2500),
-        "the newest samples of the outage were kept and delivered (drop oldest): {ts:?}, \
-         outage from {down_ms} to {last_scrape_down}"
+        "the newest samples of the outage were kept and delivered (drop oldest); {}",
+        tl.explain(&ts)
     );
     let dups = ts.windows(2).filter(|w| w[0] == w[1]).count();
     assert_eq!(dups, 0, "no duplicates: {ts:?}");
@@ -1259,13 +1277,7 @@ async fn max_age_drops_what_is_too_old_and_never_sends_it() {
         if !(200..300).contains(&s.status) {
             continue;
         }
-        let req = decode_body(&s.body);
-        let oldest = req
-            .timeseries
-            .iter()
-            .flat_map(|t| t.samples.iter().map(|x| x.timestamp))
-            .min()
-            .unwrap_or(i64::MAX);
+        let oldest = oldest(&decode_body(&s.body));
         let age = at.get(i).copied().unwrap_or_else(now_ms) - oldest;
         if age > MAX_AGE_MS + 300 {
             late.push(format!(
@@ -1287,8 +1299,9 @@ async fn max_age_drops_what_is_too_old_and_never_sends_it() {
     assert!(
         after.last().is_some_and(|&t| t > back_ms) && after.windows(2).all(|w| w[1] - w[0] <= 1500),
         "samples of the outage young enough to keep, and later ones, all arrive: {:?} (ms \
-         relative to the recovery)",
-        after.iter().map(|t| t - back_ms).collect::<Vec<_>>()
+         relative to the recovery); {}",
+        after.iter().map(|t| t - back_ms).collect::<Vec<_>>(),
+        tl.explain(&ts)
     );
 }
 
