@@ -77,10 +77,6 @@ impl SelfMetrics {
         self.with(|i| i.sinks.entry(sink.to_string()).or_default().retries += 1);
     }
 
-    pub fn queue_samples(&self, sink: &str, samples: u64) {
-        self.with(|i| i.sinks.entry(sink.to_string()).or_default().queue = samples);
-    }
-
     /// The queue's whole state: samples, bytes and the oldest sample's timestamp.
     pub fn queue_state(&self, sink: &str, samples: u64, bytes: u64, oldest_ms: Option<i64>) {
         self.with(|i| {

@@ -141,6 +141,15 @@ pub async fn send_classified(req: reqwest::RequestBuilder) -> Result<(), SendErr
     }
 }
 
+/// The retry schedule every sink uses: exponential from `min` to `max`, with jitter, forever.
+pub fn backoff(min: Duration, max: Duration) -> backon::ExponentialBuilder {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(min)
+        .with_max_delay(max)
+        .with_jitter()
+        .without_max_times()
+}
+
 /// Human-friendly duration for log lines, to the second.
 pub fn human(d: Duration) -> String {
     humantime::format_duration(Duration::from_secs(d.as_secs().max(1))).to_string()

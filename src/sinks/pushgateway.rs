@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
+use backon::BackoffBuilder;
 use reqwest::header::CONTENT_TYPE;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -94,12 +94,7 @@ impl PushgatewaySink {
                 }
                 continue;
             };
-            let mut backoff = ExponentialBuilder::default()
-                .with_min_delay(self.cfg.min_backoff)
-                .with_max_delay(self.cfg.max_backoff)
-                .with_jitter()
-                .without_max_times()
-                .build();
+            let mut backoff = super::backoff(self.cfg.min_backoff, self.cfg.max_backoff).build();
             let mut snap = snap;
             loop {
                 match self.push(&snap).await {
@@ -170,12 +165,8 @@ impl PushgatewaySink {
         let work = async {
             let mut sent = 0;
             while let Some(snap) = self.take_dirty() {
-                let mut backoff = ExponentialBuilder::default()
-                    .with_min_delay(self.cfg.min_backoff)
-                    .with_max_delay(self.cfg.max_backoff)
-                    .with_jitter()
-                    .without_max_times()
-                    .build();
+                let mut backoff =
+                    super::backoff(self.cfg.min_backoff, self.cfg.max_backoff).build();
                 loop {
                     match self.push(&snap).await {
                         Ok(n) => {

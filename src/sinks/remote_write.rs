@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use tokio::sync::Notify;
@@ -258,7 +258,7 @@ impl RemoteWriteSink {
                 continue;
             };
             self.rate_limit(batch.samples).await;
-            let result = self.deliver(&batch, None, &mut outage).await;
+            let result = self.deliver(&batch, &mut outage).await;
             self.account(&batch, result);
             if let Some(o) = outage.as_mut() {
                 if o.back_at.is_none() {
@@ -268,8 +268,7 @@ impl RemoteWriteSink {
             }
             let mut st = self.lock();
             st.queue.commit(id);
-            self.metrics
-                .queue_samples(&self.cfg.name, st.queue.samples() as u64);
+            self.publish(&mut st);
         }
     }
 
@@ -317,22 +316,14 @@ impl RemoteWriteSink {
         }
     }
 
-    /// Sends one batch, retrying retryable failures with exponential backoff and jitter
-    /// (forever, or `max_times` times), honouring `Retry-After`.
+    /// Sends one batch, retrying retryable failures forever with exponential backoff and
+    /// jitter, honouring `Retry-After`.
     async fn deliver(
         &self,
         batch: &EncodedBatch,
-        max_times: Option<usize>,
         outage: &mut Option<Outage>,
     ) -> Result<(), SendError> {
-        let mut backoff = ExponentialBuilder::default()
-            .with_min_delay(self.cfg.min_backoff)
-            .with_max_delay(self.cfg.max_backoff)
-            .with_jitter();
-        backoff = match max_times {
-            Some(n) => backoff.with_max_times(n),
-            None => backoff.without_max_times(),
-        };
+        let backoff = super::backoff(self.cfg.min_backoff, self.cfg.max_backoff);
         let name = &self.cfg.name;
         (|| self.send_once(batch))
             .retry(backoff)
@@ -381,12 +372,11 @@ impl RemoteWriteSink {
         let mut outage = None;
         let work = async {
             loop {
-                let front = self.lock().queue.front();
-                let Some((id, batch)) = front else {
+                let Some((id, batch)) = self.next_batch() else {
                     return Ok(());
                 };
                 self.rate_limit(batch.samples).await;
-                let r = self.deliver(&batch, None, &mut outage).await;
+                let r = self.deliver(&batch, &mut outage).await;
                 let failed = r.as_ref().err().map(|e| e.to_string());
                 self.account(&batch, r);
                 self.lock().queue.commit(id);
