@@ -121,111 +121,76 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
     })
 }
 
+/// Prints a runtime error and gives exit code 1.
+fn failed(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(1)
+}
+
 async fn dispatch(cmd: Command) -> ExitCode {
-    match cmd {
+    // `Err` carries an early exit code (the reason was already printed).
+    dispatch_inner(cmd).await.unwrap_or_else(|code| code)
+}
+
+async fn dispatch_inner(cmd: Command) -> Result<ExitCode, ExitCode> {
+    Ok(match cmd {
         Command::Run(a) => {
-            let cfg = match load(&a.config) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
+            let cfg = load(&a.config)?;
             let cancel = CancellationToken::new();
             tokio::spawn(cancel_on_signal(cancel.clone()));
-            match relay::run(cfg, cancel).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::from(1)
-                }
-            }
+            relay::run(cfg, cancel)
+                .await
+                .map_err(|e| failed(format!("{e:#}")))?;
+            ExitCode::SUCCESS
         }
         Command::Once(a) => {
-            let cfg = match load(&a.config) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            match relay::once(&cfg).await {
-                Ok(r) if r.failures.is_empty() => {
-                    eprintln!(
-                        "ok: {} samples from {} sources pushed to {} sinks",
-                        r.samples,
-                        cfg.sources.len(),
-                        cfg.sinks.len()
-                    );
-                    ExitCode::SUCCESS
+            let cfg = load(&a.config)?;
+            let r = relay::once(&cfg)
+                .await
+                .map_err(|e| failed(format!("{e:#}")))?;
+            if r.failures.is_empty() {
+                eprintln!(
+                    "ok: {} samples from {} sources pushed to {} sinks",
+                    r.samples,
+                    cfg.sources.len(),
+                    cfg.sinks.len()
+                );
+                ExitCode::SUCCESS
+            } else {
+                for f in r.failures {
+                    eprintln!("failed: {f}");
                 }
-                Ok(r) => {
-                    for f in r.failures {
-                        eprintln!("failed: {f}");
-                    }
-                    ExitCode::from(1)
-                }
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::from(1)
-                }
+                ExitCode::from(1)
             }
         }
         Command::Print(a) => {
-            let cfg = match load(&a.config) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            let results = match relay::poll_all_once(&cfg).await {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    return ExitCode::from(1);
-                }
-            };
+            let results = poll_once(&load(&a.config)?).await?;
             let fams =
                 relay::merge_families(results.iter().map(|r| r.snapshot.families.as_slice()));
             print!("{}", crate::expfmt::to_text(&fams, false));
             report_failures(&results)
         }
         Command::Check(a) => {
-            let cfg = match load(&a.config) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            let results = match relay::poll_all_once(&cfg).await {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    return ExitCode::from(1);
-                }
-            };
+            let results = poll_once(&load(&a.config)?).await?;
             for r in &results {
                 print!("{}", check_table(r));
             }
             report_failures(&results)
         }
         Command::Config(a) => {
-            let cfg = match load(&a.config) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            match toml::to_string(&cfg) {
-                Ok(s) => {
-                    print!("{s}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: cannot print the configuration: {e}");
-                    ExitCode::from(1)
-                }
-            }
+            let cfg = load(&a.config)?;
+            let s = toml::to_string(&cfg)
+                .map_err(|e| failed(format!("cannot print the configuration: {e}")))?;
+            print!("{s}");
+            ExitCode::SUCCESS
         }
         #[cfg(feature = "sim")]
         Command::Demo(a) => crate::demo::run(a).await,
         #[cfg(feature = "sim")]
         Command::Sim { listen, devices } => {
-            let l = match tokio::net::TcpListener::bind(listen).await {
-                Ok(l) => l,
-                Err(e) => {
-                    eprintln!("error: cannot listen on {listen}: {e}");
-                    return ExitCode::from(1);
-                }
-            };
+            let l = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|e| failed(format!("cannot listen on {listen}: {e}")))?;
             let cancel = CancellationToken::new();
             tokio::spawn(cancel_on_signal(cancel.clone()));
             crate::sim::exposition::serve_exposition(l, cancel, devices).await;
@@ -236,7 +201,14 @@ async fn dispatch(cmd: Command) -> ExitCode {
             eprintln!("error: this build has no simulator (built without the `sim` feature)");
             ExitCode::from(2)
         }
-    }
+    })
+}
+
+/// Polls every source once, for `print` and `check`.
+async fn poll_once(cfg: &Config) -> Result<Vec<relay::PollResult>, ExitCode> {
+    relay::poll_all_once(cfg)
+        .await
+        .map_err(|e| failed(format!("{e:#}")))
 }
 
 fn report_failures(results: &[relay::PollResult]) -> ExitCode {
