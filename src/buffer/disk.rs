@@ -80,6 +80,9 @@ pub struct DiskQueue {
     dir: PathBuf,
     opts: DiskQueueOptions,
     entries: VecDeque<Entry>,
+    /// (id, oldest_ms) of the entries that are the oldest of everything queued after them, in
+    /// queue order: its front is the oldest sample queued, kept in O(1) amortized per change.
+    min_oldest: VecDeque<(u64, i64)>,
     next_id: u64,
     /// Live entries per segment, so a segment is deleted once all its batches are gone.
     live: BTreeMap<u64, usize>,
@@ -184,6 +187,7 @@ impl DiskQueue {
             dir: dir.to_path_buf(),
             opts,
             entries: VecDeque::new(),
+            min_oldest: VecDeque::new(),
             next_id: 0,
             live: BTreeMap::new(),
             writer: None,
@@ -347,6 +351,10 @@ impl DiskQueue {
         if let Loc::Disk { seg, .. } = loc {
             *self.live.entry(seg).or_default() += 1;
         }
+        while self.min_oldest.back().is_some_and(|&(_, t)| t >= oldest_ms) {
+            self.min_oldest.pop_back();
+        }
+        self.min_oldest.push_back((self.next_id, oldest_ms));
         self.entries.push_back(Entry {
             id: self.next_id,
             loc,
@@ -397,6 +405,9 @@ impl DiskQueue {
     /// Removes the front entry (delivered, refused or dropped) and moves the cursor past it.
     fn pop_front(&mut self) -> Option<Entry> {
         let e = self.entries.pop_front()?;
+        if self.min_oldest.front().is_some_and(|&(id, _)| id == e.id) {
+            self.min_oldest.pop_front();
+        }
         self.samples -= e.samples;
         self.bytes -= e.size;
         if let Loc::Disk { seg, .. } = e.loc {
@@ -473,7 +484,11 @@ impl Queue for DiskQueue {
                         batch.oldest_ms,
                     );
                     self.dirty = true;
-                    self.sync(false);
+                    // With "always" the batch is on the device before push returns; with an
+                    // interval, the owner's timer calls `sync` (see `Queue::sync`).
+                    if self.opts.fsync == Fsync::Always {
+                        self.sync(true);
+                    }
                     stored = true;
                 }
                 Err(e) => self.disk_failed(&format!(
@@ -545,7 +560,6 @@ impl Queue for DiskQueue {
     fn commit(&mut self, id: u64) {
         if self.entries.front().is_some_and(|e| e.id == id) {
             self.pop_front();
-            self.sync(false);
         }
     }
 
@@ -574,7 +588,7 @@ impl Queue for DiskQueue {
     }
 
     fn oldest_ms(&self) -> Option<i64> {
-        self.entries.iter().map(|e| e.oldest_ms).min()
+        self.min_oldest.front().map(|&(_, t)| t)
     }
 
     fn sync(&mut self, force: bool) {
@@ -680,6 +694,23 @@ mod tests {
             })
             .count();
         assert!(segs <= 1, "delivered segments are deleted ({segs} left)");
+    }
+
+    #[test]
+    fn oldest_sample_is_the_minimum_of_what_is_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = DiskQueue::open(dir.path(), opts()).unwrap();
+        assert_eq!(q.oldest_ms(), None);
+        for i in [5u8, 3, 7, 4] {
+            q.push(batch(i, 1));
+        }
+        let mut seen = Vec::new();
+        while let Some((id, _)) = q.front() {
+            seen.push(q.oldest_ms());
+            q.commit(id);
+        }
+        assert_eq!(seen, [Some(3000), Some(3000), Some(4000), Some(4000)]);
+        assert_eq!(q.oldest_ms(), None);
     }
 
     #[test]

@@ -36,7 +36,8 @@ pub trait Queue: Send {
     fn bytes(&self) -> u64;
     /// Timestamp of the oldest waiting sample, in ms.
     fn oldest_ms(&self) -> Option<i64>;
-    /// Makes appended data durable if the sync policy says it is time (or `force`).
+    /// Makes appended data durable if the sync policy says it is time (or `force`). The owner
+    /// calls it on a timer; a queue that syncs every append does so itself.
     fn sync(&mut self, _force: bool) {}
     /// Corrupt records found since the last call.
     fn take_corruptions(&mut self) -> u64 {
