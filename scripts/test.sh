@@ -8,5 +8,5 @@ cd "$(dirname "$0")/.."
 bash scripts/fetch-receivers.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
-cargo test --benches   # the benchmarks build and run once, quickly
+cargo test --bench encode   # the benchmark builds and runs once, quickly
 cargo test              # unit, integration and doc tests

@@ -701,18 +701,51 @@ fn a_in(req: &WriteRequest) -> Vec<i64> {
 // ---------------------------------------------------------------------------------------------
 // 1. The receiver goes away for a while and comes back.
 
+/// Starts the relay, waits for two delivered samples, then stops the receiver between polls:
+/// the outage begins.
+async fn start_then_cut_receiver(
+    relay: &mut Relay,
+    rx: &mut Receiver,
+    exporter: &Exporter,
+    tl: &Timeline,
+) {
+    relay.start().await;
+    tl.mark("relay started");
+    wait_delivered(rx, 2).await;
+
+    quiet_moment(exporter).await;
+    rx.stop().await;
+    tl.mark("receiver down");
+}
+
+/// Starts the relay again while the receiver is still down, so the old backlog and new samples
+/// wait together; then brings the receiver back, waits for the queue to drain with nothing
+/// dropped, and stops the relay between polls.
+async fn restart_relay_then_receiver(
+    relay: &mut Relay,
+    rx: &mut Receiver,
+    exporter: &Exporter,
+    tl: &Timeline,
+) {
+    relay.start().await;
+    tl.mark("relay started");
+    wait_scrapes(exporter, exporter.scrapes() + 2).await;
+    rx.restart().await;
+    tl.mark("receiver up");
+    relay.wait_drained().await;
+    let drops = relay.all_drops().await;
+    assert!(drops.is_empty(), "nothing may be dropped: {drops:?}");
+    quiet_moment(exporter).await;
+    tl.mark("relay SIGTERM");
+    relay.terminate().await;
+}
+
 async fn receiver_outage_then_recovery(kind: Kind) {
     let mut rx = receiver(kind).await;
     let exporter = Exporter::start(BODY).await;
     let tl = Timeline::start(&exporter);
     let mut relay = Relay::new(&exporter.url, &rx.remote_write_url(), "", "10s");
-    relay.start().await;
-    tl.mark("relay started");
-    wait_delivered(&rx, 2).await;
-
-    quiet_moment(&exporter).await;
-    rx.stop().await;
-    tl.mark("receiver down");
+    start_then_cut_receiver(&mut relay, &mut rx, &exporter, &tl).await;
     wait_scrapes(&exporter, exporter.scrapes() + 6).await;
     let queued = relay
         .metric("pushrelay_queue_samples", &[])
@@ -790,13 +823,7 @@ async fn sigterm_during_outage(kind: Kind) {
     let exporter = Exporter::start(BODY).await;
     let tl = Timeline::start(&exporter);
     let mut relay = Relay::new(&exporter.url, &rx.remote_write_url(), "", "1s");
-    relay.start().await;
-    tl.mark("relay started");
-    wait_delivered(&rx, 2).await;
-
-    quiet_moment(&exporter).await;
-    rx.stop().await;
-    tl.mark("receiver down");
+    start_then_cut_receiver(&mut relay, &mut rx, &exporter, &tl).await;
     wait_scrapes(&exporter, exporter.scrapes() + 4).await;
     quiet_moment(&exporter).await;
     tl.mark("relay SIGTERM");
@@ -810,17 +837,7 @@ async fn sigterm_during_outage(kind: Kind) {
 
     // Started again while the receiver is still down: the old backlog and the new samples wait
     // together.
-    relay.start().await;
-    tl.mark("relay started");
-    wait_scrapes(&exporter, exporter.scrapes() + 2).await;
-    rx.restart().await;
-    tl.mark("receiver up");
-    relay.wait_drained().await;
-    let drops = relay.all_drops().await;
-    assert!(drops.is_empty(), "nothing may be dropped: {drops:?}");
-    quiet_moment(&exporter).await;
-    tl.mark("relay SIGTERM");
-    relay.terminate().await;
+    restart_relay_then_receiver(&mut relay, &mut rx, &exporter, &tl).await;
 
     let ts = settled_a_timestamps(&rx).await;
     check_once_each(
@@ -856,13 +873,7 @@ async fn sigkill_during_outage(fsync_always: bool) {
         ""
     };
     let mut relay = Relay::new(&exporter.url, &rx.remote_write_url(), buffer, "2s");
-    relay.start().await;
-    tl.mark("relay started");
-    wait_delivered(&rx, 2).await;
-
-    quiet_moment(&exporter).await;
-    rx.stop().await;
-    tl.mark("receiver down");
+    start_then_cut_receiver(&mut relay, &mut rx, &exporter, &tl).await;
     wait_scrapes(&exporter, exporter.scrapes() + 4).await;
     let (may_miss, may_dup) = if fsync_always {
         // Between polls, so every scrape so far was appended: with fsync "always" none is lost.
@@ -882,17 +893,7 @@ async fn sigkill_during_outage(fsync_always: bool) {
     let (on_disk, _) = segment_bytes(&relay.queue_dir());
     assert!(on_disk > 0, "the queue is on disk after SIGKILL");
 
-    relay.start().await;
-    tl.mark("relay started");
-    wait_scrapes(&exporter, exporter.scrapes() + 2).await;
-    rx.restart().await;
-    tl.mark("receiver up");
-    relay.wait_drained().await;
-    let drops = relay.all_drops().await;
-    assert!(drops.is_empty(), "nothing may be dropped: {drops:?}");
-    quiet_moment(&exporter).await;
-    tl.mark("relay SIGTERM");
-    relay.terminate().await;
+    restart_relay_then_receiver(&mut relay, &mut rx, &exporter, &tl).await;
 
     let ts = settled_a_timestamps(&rx).await;
     assert!(
@@ -938,14 +939,8 @@ async fn corrupt_queue(damage: Damage) {
     let exporter = Exporter::start(BODY).await;
     let tl = Timeline::start(&exporter);
     let mut relay = Relay::new(&exporter.url, &rx.remote_write_url(), "", "1s");
-    relay.start().await;
-    tl.mark("relay started");
-    wait_delivered(&rx, 2).await;
-
     // Fill the queue during an outage and stop the relay cleanly: the segments hold the backlog.
-    quiet_moment(&exporter).await;
-    rx.stop().await;
-    tl.mark("receiver down");
+    start_then_cut_receiver(&mut relay, &mut rx, &exporter, &tl).await;
     let down_ms = now_ms();
     wait_scrapes(&exporter, exporter.scrapes() + 5).await;
     quiet_moment(&exporter).await;
@@ -1142,13 +1137,7 @@ async fn max_bytes_drops_the_oldest_and_bounds_the_disk() {
         r#"buffer = { max_bytes = "64KiB" }"#,
         "2s",
     );
-    relay.start().await;
-    tl.mark("relay started");
-    wait_delivered(&rx, 2).await;
-
-    quiet_moment(&exporter).await;
-    rx.stop().await;
-    tl.mark("receiver down");
+    start_then_cut_receiver(&mut relay, &mut rx, &exporter, &tl).await;
     let down_ms = now_ms();
     let (mut gauge_max, mut disk_max, mut seg_max) = (0.0f64, 0u64, 0u64);
     let until = exporter.scrapes() + 10;
@@ -1238,13 +1227,7 @@ async fn max_age_drops_what_is_too_old_and_never_sends_it() {
             }
         })
     };
-    relay.start().await;
-    tl.mark("relay started");
-    wait_delivered(&rx, 2).await;
-
-    quiet_moment(&exporter).await;
-    rx.stop().await;
-    tl.mark("receiver down");
+    start_then_cut_receiver(&mut relay, &mut rx, &exporter, &tl).await;
     let down_ms = now_ms();
     wait_scrapes(&exporter, exporter.scrapes() + 7).await;
     let oldest_age = relay
