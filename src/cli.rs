@@ -44,7 +44,7 @@ pub enum Command {
     /// Poll every source once and print the samples in text exposition format.
     Print(ConfigArg),
     /// Poll every source once and print a table per source.
-    Check(ConfigArg),
+    Check(CheckArgs),
     /// Validate the configuration and print it with defaults filled in and secrets redacted.
     Config(ConfigArg),
     /// Run the relay against simulated upstreams and a built-in receiver, and show what arrived.
@@ -65,6 +65,15 @@ pub struct ConfigArg {
     /// The configuration file (TOML).
     #[arg(short, long, env = "PUSHRELAY_CONFIG")]
     pub config: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Show every row a source knows (e.g. every EMQX client), not only the monitored ones.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -164,16 +173,24 @@ async fn dispatch_inner(cmd: Command) -> Result<ExitCode, ExitCode> {
             }
         }
         Command::Print(a) => {
-            let results = poll_once(&load(&a.config)?).await?;
+            let results = poll_once(
+                &load(&a.config)?,
+                relay::OneShot::Inspect { check_all: false },
+            )
+            .await?;
             let fams =
                 relay::merge_families(results.iter().map(|r| r.snapshot.families.as_slice()));
             print!("{}", crate::expfmt::to_text(&fams, false));
             report_failures(&results)
         }
         Command::Check(a) => {
-            let results = poll_once(&load(&a.config)?).await?;
+            let mode = relay::OneShot::Inspect { check_all: a.all };
+            let results = poll_once(&load(&a.config.config)?, mode).await?;
             for r in &results {
-                print!("{}", check_table(r));
+                match &r.summary {
+                    Some(s) => print!("{}", source_summary(r, s)),
+                    None => print!("{}", check_table(r)),
+                }
             }
             report_failures(&results)
         }
@@ -205,8 +222,8 @@ async fn dispatch_inner(cmd: Command) -> Result<ExitCode, ExitCode> {
 }
 
 /// Polls every source once, for `print` and `check`.
-async fn poll_once(cfg: &Config) -> Result<Vec<relay::PollResult>, ExitCode> {
-    relay::poll_all_once(cfg)
+async fn poll_once(cfg: &Config, mode: relay::OneShot) -> Result<Vec<relay::PollResult>, ExitCode> {
+    relay::poll_all_once(cfg, mode)
         .await
         .map_err(|e| failed(format!("{e:#}")))
 }
@@ -224,6 +241,22 @@ fn report_failures(results: &[relay::PollResult]) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// A source's own `check` table under the same heading line as the generic one.
+fn source_summary(r: &relay::PollResult, table: &str) -> String {
+    let status = match &r.error {
+        None => "up".to_string(),
+        Some(e) => format!("DOWN: {e}"),
+    };
+    let mut o = format!(
+        "source {}: {status}, polled in {:.3}s\n{table}",
+        r.source, r.duration_seconds
+    );
+    if !o.ends_with("\n\n") {
+        o.push('\n');
+    }
+    o
 }
 
 /// A human-readable table of one source's poll.

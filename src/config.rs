@@ -108,17 +108,26 @@ pub struct RelayConfig {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SourceConfig {
     Scrape(ScrapeConfig),
+    Ttn(TtnConfig),
+    Emqx(EmqxConfig),
+    Linkhub(LinkhubConfig),
 }
 
 impl SourceConfig {
     pub fn name(&self) -> &str {
         match self {
             SourceConfig::Scrape(s) => &s.name,
+            SourceConfig::Ttn(s) => &s.name,
+            SourceConfig::Emqx(s) => &s.name,
+            SourceConfig::Linkhub(s) => &s.name,
         }
     }
     pub fn interval(&self) -> Duration {
         match self {
             SourceConfig::Scrape(s) => s.interval,
+            SourceConfig::Ttn(s) => s.interval,
+            SourceConfig::Emqx(s) => s.interval,
+            SourceConfig::Linkhub(s) => s.interval,
         }
     }
 }
@@ -134,6 +143,127 @@ pub struct ScrapeConfig {
     pub timeout: Duration,
     /// Largest body accepted, in bytes.
     pub body_size_limit: u64,
+    #[serde(flatten)]
+    pub http: HttpConfig,
+}
+
+/// `type = "ttn"`: The Things Stack v3 gateways (see `sources::ttn`).
+#[derive(Debug, Clone, Serialize)]
+pub struct TtnConfig {
+    pub name: String,
+    /// The Identity Server and default Gateway Server, e.g. `https://eu1.cloud.thethings.network`.
+    #[serde(serialize_with = "ser_url")]
+    pub url: reqwest::Url,
+    /// `NNSXS.…` key; sent as `Authorization: Bearer`.
+    pub api_key: Secret,
+    /// Gateway IDs to watch; empty means every gateway the key can list.
+    pub gateways: Vec<String>,
+    #[serde(serialize_with = "ser_duration")]
+    pub interval: Duration,
+    /// Bound of one collection (all API calls of one cycle); defaults to the interval.
+    #[serde(serialize_with = "ser_duration")]
+    pub timeout: Duration,
+    /// How often the gateway list is fetched again (discovery mode only).
+    #[serde(serialize_with = "ser_duration")]
+    pub discovery_interval: Duration,
+    /// Also emit the seed exporter's `ttn_gateway_messages_{uplink,downlink}_count`.
+    pub compat_names: bool,
+    /// Headers, TLS and per-request timeout (auth is `api_key`).
+    #[serde(flatten)]
+    pub http: HttpConfig,
+}
+
+/// One monitored EMQX client (`clients = [{ client_id, alias }]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmqxClient {
+    pub client_id: String,
+    /// The `alias` label; defaults to the client id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+}
+
+/// emqx-client-monitor's feature flags, with its names and defaults.
+#[derive(Debug, Clone, Serialize)]
+pub struct EmqxFlags {
+    pub enable_processed_counters: bool,
+    pub enable_qos_split: bool,
+    pub enable_dropped_counters: bool,
+    pub enable_reason_split: bool,
+    pub enable_bytes_metrics: bool,
+    pub enable_packet_metrics: bool,
+    pub enable_dates: bool,
+    pub enable_inflight_metrics: bool,
+    pub enable_subscription_count: bool,
+}
+
+impl Default for EmqxFlags {
+    fn default() -> Self {
+        EmqxFlags {
+            enable_processed_counters: true,
+            enable_qos_split: false,
+            enable_dropped_counters: false,
+            enable_reason_split: false,
+            enable_bytes_metrics: true,
+            enable_packet_metrics: true,
+            enable_dates: false,
+            enable_inflight_metrics: true,
+            enable_subscription_count: true,
+        }
+    }
+}
+
+/// `type = "emqx"`: per-client statistics from the EMQX v5 REST API (see `sources::emqx`).
+#[derive(Debug, Clone, Serialize)]
+pub struct EmqxConfig {
+    pub name: String,
+    /// The dashboard/API base, e.g. `http://emqx:18083` (`/api/v5` is added when missing).
+    #[serde(serialize_with = "ser_url")]
+    pub url: reqwest::Url,
+    pub api_key: String,
+    pub api_secret: Secret,
+    /// The `broker` label.
+    pub broker: String,
+    /// Monitored clients; empty means every client (paged).
+    pub clients: Vec<EmqxClient>,
+    #[serde(serialize_with = "ser_duration")]
+    pub interval: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub timeout: Duration,
+    /// How long a vanished client keeps its last-known series.
+    #[serde(serialize_with = "ser_duration")]
+    pub forget_after: Duration,
+    /// Carry counters across reconnects so `_total` series never go backwards.
+    pub monotonic_counters: bool,
+    #[serde(flatten)]
+    pub flags: EmqxFlags,
+    /// Headers, TLS and per-request timeout (auth is `api_key`/`api_secret`).
+    #[serde(flatten)]
+    pub http: HttpConfig,
+}
+
+/// `type = "linkhub"`: an Alcatel/TCL 4G router's JSON-RPC web API (see `sources::linkhub`).
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkhubConfig {
+    pub name: String,
+    /// The router's web UI, e.g. `http://192.168.1.1`.
+    #[serde(serialize_with = "ser_url")]
+    pub url: reqwest::Url,
+    /// `_TclRequestVerificationKey` (HH41: the credential; login models: the public key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_key: Option<Secret>,
+    /// For models that log in (`Login` → `_TclRequestVerificationToken`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+    #[serde(serialize_with = "ser_duration")]
+    pub interval: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub timeout: Duration,
+    /// Also emit linkhub-prometheus-exporter's unprefixed names.
+    pub compat_names: bool,
+    /// Headers, TLS and per-request timeout.
     #[serde(flatten)]
     pub http: HttpConfig,
 }
@@ -317,6 +447,92 @@ struct RawRelay {
 /// input and lose the positions errors need).
 enum RawSource {
     Scrape(RawScrape),
+    Ttn(RawTtn),
+    Emqx(RawEmqx),
+    Linkhub(RawLinkhub),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTtn {
+    #[serde(rename = "type")]
+    _type: String,
+    name: String,
+    url: String,
+    api_key: Option<String>,
+    api_key_file: Option<PathBuf>,
+    #[serde(default)]
+    gateways: Vec<String>,
+    #[serde(default, deserialize_with = "de_duration_opt")]
+    interval: Option<Duration>,
+    #[serde(default, deserialize_with = "de_duration_opt")]
+    timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "de_duration_opt")]
+    request_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "de_duration_opt")]
+    discovery_interval: Option<Duration>,
+    #[serde(default)]
+    compat_names: bool,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    tls: Option<RawTls>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEmqx {
+    #[serde(rename = "type")]
+    _type: String,
+    name: String,
+    url: String,
+    api_key: String,
+    api_secret: Option<String>,
+    api_secret_file: Option<PathBuf>,
+    broker: Option<String>,
+    #[serde(default)]
+    clients: Vec<EmqxClient>,
+    #[serde(default, deserialize_with = "de_duration_opt")]
+    interval: Option<Duration>,
+    #[serde(default, deserialize_with = "de_duration_opt")]
+    timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "de_duration_opt")]
+    forget_after: Option<Duration>,
+    monotonic_counters: Option<bool>,
+    enable_processed_counters: Option<bool>,
+    enable_qos_split: Option<bool>,
+    enable_dropped_counters: Option<bool>,
+    enable_reason_split: Option<bool>,
+    enable_bytes_metrics: Option<bool>,
+    enable_packet_metrics: Option<bool>,
+    enable_dates: Option<bool>,
+    enable_inflight_metrics: Option<bool>,
+    enable_subscription_count: Option<bool>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    tls: Option<RawTls>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLinkhub {
+    #[serde(rename = "type")]
+    _type: String,
+    name: String,
+    url: String,
+    request_key: Option<String>,
+    request_key_file: Option<PathBuf>,
+    username: Option<String>,
+    password: Option<String>,
+    password_file: Option<PathBuf>,
+    #[serde(default, deserialize_with = "de_duration_opt")]
+    interval: Option<Duration>,
+    #[serde(default, deserialize_with = "de_duration_opt")]
+    timeout: Option<Duration>,
+    #[serde(default)]
+    compat_names: bool,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    tls: Option<RawTls>,
 }
 
 #[derive(Deserialize)]
@@ -557,10 +773,19 @@ impl Ctx<'_> {
                 "relay" => raw.relay = de_value(v).map_err(|e| self.toml_error(&e))?,
                 "source" => {
                     for elem in self.tables(key, v)? {
-                        let t = self.type_of(key, elem, &["scrape"])?;
+                        let t = self.type_of(key, elem, &["scrape", "ttn", "emqx", "linkhub"])?;
                         let parsed = match t.as_str() {
                             "scrape" => {
                                 RawSource::Scrape(de_value(elem).map_err(|e| self.toml_error(&e))?)
+                            }
+                            "ttn" => {
+                                RawSource::Ttn(de_value(elem).map_err(|e| self.toml_error(&e))?)
+                            }
+                            "emqx" => {
+                                RawSource::Emqx(de_value(elem).map_err(|e| self.toml_error(&e))?)
+                            }
+                            "linkhub" => {
+                                RawSource::Linkhub(de_value(elem).map_err(|e| self.toml_error(&e))?)
                             }
                             _ => unreachable!("type_of checked the type"),
                         };
@@ -942,6 +1167,224 @@ impl Ctx<'_> {
                             s.tls,
                             timeout,
                             &["accept"],
+                        )?,
+                        name: s.name,
+                    })
+                }
+                RawSource::Ttn(s) => {
+                    let prefix = format!("source.{}", s.name);
+                    self.check_name(&s.name, &prefix, span.clone())?;
+                    let interval = s.interval.unwrap_or(Duration::from_secs(60));
+                    let timeout = s.timeout.unwrap_or(interval).min(interval);
+                    let request_timeout = s
+                        .request_timeout
+                        .unwrap_or(Duration::from_secs(10))
+                        .min(timeout);
+                    let api_key = self
+                        .secret(
+                            s.api_key.as_deref(),
+                            s.api_key_file.as_deref(),
+                            &format!("{prefix}.api_key"),
+                            Some(span.clone()),
+                        )?
+                        .ok_or_else(|| {
+                            self.key_err(
+                                &format!("{prefix}.api_key"),
+                                "a ttn source needs api_key or api_key_file",
+                            )
+                        })?;
+                    for g in &s.gateways {
+                        let ok = !g.is_empty()
+                            && g.len() <= 36
+                            && g.chars()
+                                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+                        if !ok {
+                            return Err(self.locate(
+                                &format!("\"{g}\""),
+                                &format!("{prefix}.gateways"),
+                                Some(span.clone()),
+                                format!(
+                                    "invalid gateway ID {g:?}: lower-case letters, digits and '-'"
+                                ),
+                            ));
+                        }
+                    }
+                    SourceConfig::Ttn(TtnConfig {
+                        url: self.url(&s.url, &format!("{prefix}.url"), span.clone())?,
+                        api_key,
+                        gateways: s.gateways,
+                        interval,
+                        timeout,
+                        discovery_interval: s
+                            .discovery_interval
+                            .unwrap_or(Duration::from_secs(600)),
+                        compat_names: s.compat_names,
+                        http: self.http(
+                            &prefix,
+                            span,
+                            None,
+                            None,
+                            None,
+                            s.headers,
+                            s.tls,
+                            request_timeout,
+                            &["authorization", "accept", "content-type"],
+                        )?,
+                        name: s.name,
+                    })
+                }
+                RawSource::Emqx(s) => {
+                    let prefix = format!("source.{}", s.name);
+                    self.check_name(&s.name, &prefix, span.clone())?;
+                    let interval = s.interval.unwrap_or(interval);
+                    let timeout = s.timeout.unwrap_or(Duration::from_secs(10)).min(interval);
+                    let api_secret = self
+                        .secret(
+                            s.api_secret.as_deref(),
+                            s.api_secret_file.as_deref(),
+                            &format!("{prefix}.api_secret"),
+                            Some(span.clone()),
+                        )?
+                        .ok_or_else(|| {
+                            self.key_err(
+                                &format!("{prefix}.api_secret"),
+                                "an emqx source needs api_secret or api_secret_file",
+                            )
+                        })?;
+                    let mut seen = std::collections::HashSet::new();
+                    for c in &s.clients {
+                        if c.client_id.is_empty() || !seen.insert(c.client_id.as_str()) {
+                            return Err(self.locate(
+                                &format!("\"{}\"", c.client_id),
+                                &format!("{prefix}.clients"),
+                                Some(span.clone()),
+                                format!("client_id {:?} is empty or listed twice", c.client_id),
+                            ));
+                        }
+                    }
+                    let d = EmqxFlags::default();
+                    let flags = EmqxFlags {
+                        enable_processed_counters: s
+                            .enable_processed_counters
+                            .unwrap_or(d.enable_processed_counters),
+                        enable_qos_split: s.enable_qos_split.unwrap_or(d.enable_qos_split),
+                        enable_dropped_counters: s
+                            .enable_dropped_counters
+                            .unwrap_or(d.enable_dropped_counters),
+                        enable_reason_split: s.enable_reason_split.unwrap_or(d.enable_reason_split),
+                        enable_bytes_metrics: s
+                            .enable_bytes_metrics
+                            .unwrap_or(d.enable_bytes_metrics),
+                        enable_packet_metrics: s
+                            .enable_packet_metrics
+                            .unwrap_or(d.enable_packet_metrics),
+                        enable_dates: s.enable_dates.unwrap_or(d.enable_dates),
+                        enable_inflight_metrics: s
+                            .enable_inflight_metrics
+                            .unwrap_or(d.enable_inflight_metrics),
+                        enable_subscription_count: s
+                            .enable_subscription_count
+                            .unwrap_or(d.enable_subscription_count),
+                    };
+                    SourceConfig::Emqx(EmqxConfig {
+                        url: self.url(&s.url, &format!("{prefix}.url"), span.clone())?,
+                        api_key: self.expand(
+                            &s.api_key,
+                            &format!("{prefix}.api_key"),
+                            Some(span.clone()),
+                        )?,
+                        api_secret,
+                        broker: match s.broker {
+                            Some(b) => {
+                                self.expand(&b, &format!("{prefix}.broker"), Some(span.clone()))?
+                            }
+                            None => "LocalEMQX".to_string(),
+                        },
+                        clients: s.clients,
+                        interval,
+                        timeout,
+                        forget_after: s.forget_after.unwrap_or(Duration::from_secs(24 * 3600)),
+                        monotonic_counters: s.monotonic_counters.unwrap_or(true),
+                        flags,
+                        http: self.http(
+                            &prefix,
+                            span,
+                            None,
+                            None,
+                            None,
+                            s.headers,
+                            s.tls,
+                            timeout,
+                            &["authorization", "accept"],
+                        )?,
+                        name: s.name,
+                    })
+                }
+                RawSource::Linkhub(s) => {
+                    let prefix = format!("source.{}", s.name);
+                    self.check_name(&s.name, &prefix, span.clone())?;
+                    let interval = s.interval.unwrap_or(Duration::from_secs(10));
+                    let timeout = s.timeout.unwrap_or(Duration::from_secs(5)).min(interval);
+                    let request_key = self.secret(
+                        s.request_key.as_deref(),
+                        s.request_key_file.as_deref(),
+                        &format!("{prefix}.request_key"),
+                        Some(span.clone()),
+                    )?;
+                    let password = self.secret(
+                        s.password.as_deref(),
+                        s.password_file.as_deref(),
+                        &format!("{prefix}.password"),
+                        Some(span.clone()),
+                    )?;
+                    let username = match s.username {
+                        Some(u) => Some(self.expand(
+                            &u,
+                            &format!("{prefix}.username"),
+                            Some(span.clone()),
+                        )?),
+                        None => None,
+                    };
+                    if password.is_some() && username.is_none() {
+                        return Err(self.key_err(
+                            &format!("{prefix}.username"),
+                            "password is set but username is not",
+                        ));
+                    }
+                    if username.is_some() && password.is_none() {
+                        return Err(self.key_err(
+                            &format!("{prefix}.password"),
+                            "username is set but neither password nor password_file is",
+                        ));
+                    }
+                    if request_key.is_none() && password.is_none() {
+                        return Err(self.key_err(
+                            &format!("{prefix}.request_key"),
+                            "a linkhub source needs request_key (or request_key_file), or username and password for models that log in",
+                        ));
+                    }
+                    SourceConfig::Linkhub(LinkhubConfig {
+                        url: self.url(&s.url, &format!("{prefix}.url"), span.clone())?,
+                        request_key,
+                        username,
+                        password,
+                        interval,
+                        timeout,
+                        compat_names: s.compat_names,
+                        http: self.http(
+                            &prefix,
+                            span,
+                            None,
+                            None,
+                            None,
+                            s.headers,
+                            s.tls,
+                            timeout,
+                            &[
+                                "_tclrequestverificationkey",
+                                "_tclrequestverificationtoken",
+                                "content-type",
+                            ],
                         )?,
                         name: s.name,
                     })

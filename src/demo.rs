@@ -54,6 +54,8 @@ async fn run_inner(a: DemoArgs) -> anyhow::Result<ExitCode> {
     ));
 
     let interval = a.interval_secs.max(1);
+    // The simulated upstreams of the other source types, each polled on the demo's interval.
+    let upstreams = demo_upstreams(&cancel, interval).await?;
     // The demo's queue lives in a temporary directory, removed on exit.
     let state = tempdir_for_demo()?;
     let mut toml_text = format!(
@@ -62,6 +64,11 @@ async fn run_inner(a: DemoArgs) -> anyhow::Result<ExitCode> {
         q(&state.0.to_string_lossy()),
         q(&format!("http://{sim_addr}/metrics"))
     );
+    for u in &upstreams {
+        toml_text.push_str(&u.source_toml);
+        toml_text.push('\n');
+    }
+    let showcase: Vec<String> = upstreams.iter().flat_map(|u| u.showcase.clone()).collect();
     let store: Store = Arc::default();
     let receiver_addr = match &a.remote_write_url {
         Some(url) => {
@@ -98,6 +105,9 @@ async fn run_inner(a: DemoArgs) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
 
     println!("pushrelay demo: polling a simulated exporter at http://{sim_addr}/metrics every {interval}s");
+    for u in &upstreams {
+        println!("  and {}", u.banner);
+    }
     match (&a.remote_write_url, receiver_addr) {
         (Some(url), _) => println!("pushing by remote-write to {url}"),
         (None, Some(addr)) => println!(
@@ -152,13 +162,27 @@ async fn run_inner(a: DemoArgs) -> anyhow::Result<ExitCode> {
         });
     }
     let got = store.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    print!("{}", table(&got));
+    print!("{}", table(&got, &showcase));
     let ok = !got.series.is_empty() && !got.groups.is_empty() && got.bad_requests.is_empty();
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Starts the simulated upstreams of the ttn, emqx and linkhub sources.
+async fn demo_upstreams(
+    cancel: &CancellationToken,
+    interval_secs: u64,
+) -> anyhow::Result<Vec<crate::sim::DemoUpstream>> {
+    let _ = (cancel, interval_secs);
+    #[allow(unused_mut)]
+    let mut v = Vec::new();
+    // DEMO-UPSTREAM: ttn (one line: v.push(crate::sim::ttn::start_demo(cancel.clone(), interval_secs).await?);)
+    // DEMO-UPSTREAM: emqx
+    // DEMO-UPSTREAM: linkhub
+    Ok(v)
 }
 
 fn progress(a: &DemoArgs, store: &Store, metrics: &SelfMetrics) {
@@ -181,7 +205,7 @@ fn progress(a: &DemoArgs, store: &Store, metrics: &SelfMetrics) {
 }
 
 /// The receiver's contents as a table: totals, a selection of series, Pushgateway groups.
-pub fn table(r: &Received) -> String {
+pub fn table(r: &Received, showcase: &[String]) -> String {
     use std::fmt::Write;
     let mut o = String::new();
     let samples: usize = r.series.values().map(|v| v.len()).sum();
@@ -212,6 +236,11 @@ pub fn table(r: &Received) -> String {
         .iter()
         .filter(|(k, _)| wanted.iter().any(|w| k.starts_with(w)))
         .take(18)
+        .chain(
+            r.series
+                .iter()
+                .filter(|(k, _)| showcase.iter().any(|w| k.starts_with(w.as_str()))),
+        )
         .collect();
     let w = rows
         .iter()

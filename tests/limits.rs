@@ -138,7 +138,9 @@ async fn scrape_body_size_and_time_are_limited() {
     );
     let cfg = pushrelay::config::parse(&cfg, "t.toml", &|_| None).unwrap();
     let t0 = Instant::now();
-    let r = pushrelay::relay::poll_all_once(&cfg).await.unwrap();
+    let r = pushrelay::relay::poll_all_once(&cfg, pushrelay::relay::OneShot::Push)
+        .await
+        .unwrap();
     assert!(
         t0.elapsed() < Duration::from_secs(3),
         "the timeout cut the slow scrape"

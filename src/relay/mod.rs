@@ -46,13 +46,29 @@ pub struct PollResult {
     pub snapshot: Snapshot,
     pub error: Option<String>,
     pub duration_seconds: f64,
+    /// The source's own `check` table, if it has one.
+    pub summary: Option<String>,
+}
+
+/// How a one-shot poll treats source state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OneShot {
+    /// `once`: a real push, so carried state is saved.
+    Push,
+    /// `print`/`check`: state is read, never written; `check_all` asks for every row.
+    Inspect { check_all: bool },
 }
 
 /// Polls every configured source once, concurrently.
-pub async fn poll_all_once(cfg: &Config) -> anyhow::Result<Vec<PollResult>> {
+pub async fn poll_all_once(cfg: &Config, mode: OneShot) -> anyhow::Result<Vec<PollResult>> {
     let mut set = tokio::task::JoinSet::new();
+    let ctx = sources::BuildContext {
+        state_dir: cfg.relay.state_dir.clone(),
+        persist: mode == OneShot::Push,
+    };
+    let check_all = matches!(mode, OneShot::Inspect { check_all: true });
     for (i, sc) in cfg.sources.iter().enumerate() {
-        let mut source = sources::build(sc)?;
+        let mut source = sources::build(sc, &ctx)?;
         let mut prep = Preparer::new(
             source.name(),
             source.instance(),
@@ -66,6 +82,7 @@ pub async fn poll_all_once(cfg: &Config) -> anyhow::Result<Vec<PollResult>> {
                 snapshot,
                 error: err.map(|e| e.to_string()),
                 duration_seconds: secs,
+                summary: source.check_summary(check_all),
             };
             (i, r)
         });
@@ -92,7 +109,7 @@ pub async fn once(cfg: &Config) -> anyhow::Result<OnceReport> {
         .iter()
         .map(|s| Sink::build(s, metrics.clone(), None))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let results = poll_all_once(cfg).await?;
+    let results = poll_all_once(cfg, OneShot::Push).await?;
     let mut failures = Vec::new();
     let mut samples = 0;
     for r in results {
@@ -150,8 +167,12 @@ pub async fn run_with_metrics(
         .map(|s| Sink::build(s, metrics.clone(), Some(&cfg.relay.state_dir)))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut sources_built = Vec::new();
+    let ctx = sources::BuildContext {
+        state_dir: cfg.relay.state_dir.clone(),
+        persist: true,
+    };
     for sc in &cfg.sources {
-        sources_built.push(sources::build(sc)?);
+        sources_built.push(sources::build(sc, &ctx)?);
     }
     let last: LastSnapshots = Arc::default();
 
