@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Puts real metric receivers (Prometheus 3.5, Pushgateway 1.11, VictoriaMetrics and vmagent) into
+# Puts real metric receivers (Prometheus 3.5 with promtool, Pushgateway 1.11, VictoriaMetrics and vmagent) into
 # <repo>/.receivers/bin for the integration tests and benchmarks, taken from Debian sid with
 # `apt-get download` + `dpkg -x`: nothing is installed system-wide and no service is started.
 #
@@ -32,6 +32,7 @@ want_pushgateway="1.11."
 # binary name in bin_dir -> path inside the Debian package
 declare -A binary_source=(
     [prometheus]="usr/bin/prometheus"
+    [promtool]="usr/bin/promtool"
     [pushgateway]="usr/bin/prometheus-pushgateway"
     [victoria-metrics]="usr/bin/victoria-metrics"
     [vmagent]="usr/bin/vmagent"
@@ -39,11 +40,12 @@ declare -A binary_source=(
 # binary name -> Debian package shipping it (vmagent comes with victoria-metrics)
 declare -A binary_package=(
     [prometheus]="prometheus"
+    [promtool]="promtool"
     [pushgateway]="prometheus-pushgateway"
     [victoria-metrics]="victoria-metrics"
     [vmagent]="victoria-metrics"
 )
-binaries=(prometheus pushgateway victoria-metrics vmagent)
+binaries=(prometheus promtool pushgateway victoria-metrics vmagent)
 
 force=0
 for arg in "$@"; do
@@ -313,11 +315,11 @@ if [ "$sid_ready" -eq 0 ]; then
 fi
 
 # --- Download and unpack ---------------------------------------------------------------------------
-declare -A want_prefix=([prometheus]="$want_prometheus" [prometheus-pushgateway]="$want_pushgateway" [victoria-metrics]="")
+declare -A want_prefix=([prometheus]="$want_prometheus" [promtool]="$want_prometheus" [prometheus-pushgateway]="$want_pushgateway" [victoria-metrics]="")
 staging=$(mktemp -d "$work_dir/staging.XXXXXX")
 
 : >"$staging/VERSIONS"
-for pkg in prometheus prometheus-pushgateway victoria-metrics; do
+for pkg in prometheus promtool prometheus-pushgateway victoria-metrics; do
     version=$(pick_version "$pkg" "${want_prefix[$pkg]}")
     if [ -z "$version" ]; then
         available=$(apt-cache "${apt_opts[@]}" madison "$pkg" 2>/dev/null | awk -F'|' '{ gsub(/ /, "", $2); print $2 }' | tr '\n' ' ')
