@@ -180,7 +180,7 @@ async fn dispatch_inner(cmd: Command) -> Result<ExitCode, ExitCode> {
             .await?;
             let fams =
                 relay::merge_families(results.iter().map(|r| r.snapshot.families.as_slice()));
-            print!("{}", crate::expfmt::to_text(&fams, false));
+            write_stdout(&crate::expfmt::to_text(&fams, false))?;
             report_failures(&results)
         }
         Command::Check(a) => {
@@ -188,8 +188,8 @@ async fn dispatch_inner(cmd: Command) -> Result<ExitCode, ExitCode> {
             let results = poll_once(&load(&a.config.config)?, mode).await?;
             for r in &results {
                 match &r.summary {
-                    Some(s) => print!("{}", source_summary(r, s)),
-                    None => print!("{}", check_table(r)),
+                    Some(s) => write_stdout(&source_summary(r, s))?,
+                    None => write_stdout(&check_table(r))?,
                 }
             }
             report_failures(&results)
@@ -198,7 +198,7 @@ async fn dispatch_inner(cmd: Command) -> Result<ExitCode, ExitCode> {
             let cfg = load(&a.config)?;
             let s = toml::to_string(&cfg)
                 .map_err(|e| failed(format!("cannot print the configuration: {e}")))?;
-            print!("{s}");
+            write_stdout(&s)?;
             ExitCode::SUCCESS
         }
         #[cfg(feature = "sim")]
@@ -219,6 +219,19 @@ async fn dispatch_inner(cmd: Command) -> Result<ExitCode, ExitCode> {
             ExitCode::from(2)
         }
     })
+}
+
+/// Writes command output to standard output. A closed pipe (`pushrelay print … | head`) ends
+/// the command quietly with success, as Unix tools do, instead of a panic; other write errors
+/// are reported and exit 1.
+fn write_stdout(s: &str) -> Result<(), ExitCode> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(s.as_bytes()).and_then(|_| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(ExitCode::SUCCESS),
+        Err(e) => Err(failed(format!("cannot write to standard output: {e}"))),
+    }
 }
 
 /// Polls every source once, for `print` and `check`.

@@ -205,6 +205,34 @@ async fn once_print_and_check_against_a_real_receiver() {
     assert_eq!(r[0]["value"][1], "21.5");
 }
 
+#[tokio::test]
+async fn print_into_a_closed_pipe_exits_quietly() {
+    let exporter = Exporter::start("# TYPE temp gauge\ntemp{room=\"a\"} 21.5\n").await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_config(
+        &dir,
+        &cfg_with(&exporter.url, "http://127.0.0.1:9/api/v1/write"),
+    );
+    let o = tokio::task::spawn_blocking(move || {
+        let mut child = bin()
+            .args(["print", "--config", p.to_str().unwrap()])
+            .env("PR_TEST_PASSWORD", SECRET)
+            .env("PR_TEST_TOKEN", TOKEN)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Like `pushrelay print | head -0`: the reader is gone before anything is written.
+        drop(child.stdout.take());
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let (_, err) = text(&o);
+    assert!(o.status.success(), "{:?} {err}", o.status);
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 #[test]
 fn demo_runs_by_itself_and_shows_what_arrived() {
     let o = bin()
