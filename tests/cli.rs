@@ -319,6 +319,8 @@ async fn run_serves_metrics_and_exits_cleanly_on_sigterm_without_logging_secrets
         }
         assert!(e.contains("refused a batch"), "{e}");
         assert!(e.contains("offline"), "{e}");
+        // Piped logs are plain text: no colour escape codes.
+        assert!(!e.contains('\u{1b}'), "colour codes in piped logs:\n{e}");
     }
     // The credentials did reach the receiver, so the check above is not vacuous.
     let seen = proxy.seen();
