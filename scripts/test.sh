@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The project's test command (the README's, and what CI runs): fetches the real receivers the
-# integration tests start (Prometheus, VictoriaMetrics, Pushgateway from Debian packages), then
+# integration tests start (Prometheus, VictoriaMetrics, Pushgateway from Debian packages) and
+# emqx-client-monitor 0.3.1 from PyPI (for the EMQX differential test), then
 # checks formatting and lints and runs every test. Usage: scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/fetch-receivers.sh
+bash scripts/fetch-emqx-client-monitor.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo test --bench encode   # the benchmark builds and runs once, quickly

@@ -259,7 +259,9 @@ pub struct LinkhubConfig {
     pub password: Option<Secret>,
     #[serde(serialize_with = "ser_duration")]
     pub interval: Duration,
-    #[serde(serialize_with = "ser_duration")]
+    /// Longest one poll may take. Not printed: `http.timeout` holds the same value and is
+    /// flattened into the same table (printing both would repeat the `timeout` key).
+    #[serde(skip_serializing)]
     pub timeout: Duration,
     /// Also emit linkhub-prometheus-exporter's unprefixed names.
     pub compat_names: bool,
@@ -1357,10 +1359,12 @@ impl Ctx<'_> {
                             "username is set but neither password nor password_file is",
                         ));
                     }
-                    if request_key.is_none() && password.is_none() {
+                    if request_key.is_none() {
+                        // Models that log in also send a key: the web UI's constant public
+                        // key, which is not known here, so it must be configured too.
                         return Err(self.key_err(
                             &format!("{prefix}.request_key"),
-                            "a linkhub source needs request_key (or request_key_file), or username and password for models that log in",
+                            "a linkhub source needs request_key (or request_key_file): the HH41's key, or for models that log in (username/password) the web UI's public key",
                         ));
                     }
                     SourceConfig::Linkhub(LinkhubConfig {

@@ -179,9 +179,9 @@ async fn demo_upstreams(
     let _ = (cancel, interval_secs);
     #[allow(unused_mut)]
     let mut v = Vec::new();
-    // DEMO-UPSTREAM: ttn (one line: v.push(crate::sim::ttn::start_demo(cancel.clone(), interval_secs).await?);)
-    // DEMO-UPSTREAM: emqx
-    // DEMO-UPSTREAM: linkhub
+    v.push(crate::sim::ttn::start_demo(cancel.clone(), interval_secs).await?);
+    v.push(crate::sim::emqx::start_demo(cancel.clone(), interval_secs).await?);
+    v.push(crate::sim::linkhub::start_demo(cancel.clone(), interval_secs).await?);
     Ok(v)
 }
 

@@ -2,8 +2,11 @@
 //!
 //! Behind the default `sim` cargo feature, so a router build can leave it out.
 
+pub mod emqx;
 pub mod exposition;
+pub mod linkhub;
 pub mod receiver;
+pub mod ttn;
 
 /// A simulated upstream started for `pushrelay demo`.
 pub struct DemoUpstream {
