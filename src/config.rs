@@ -139,7 +139,9 @@ pub struct ScrapeConfig {
     pub url: reqwest::Url,
     #[serde(serialize_with = "ser_duration")]
     pub interval: Duration,
-    #[serde(serialize_with = "ser_duration")]
+    /// Longest one scrape may take (printed once, as the flattened `http.timeout`, which
+    /// holds the same value).
+    #[serde(skip_serializing)]
     pub timeout: Duration,
     /// Largest body accepted, in bytes.
     pub body_size_limit: u64,
@@ -168,9 +170,16 @@ pub struct TtnConfig {
     pub discovery_interval: Duration,
     /// Also emit the seed exporter's `ttn_gateway_messages_{uplink,downlink}_count`.
     pub compat_names: bool,
-    /// Headers, TLS and per-request timeout (auth is `api_key`).
-    #[serde(flatten)]
+    /// Headers, TLS and per-request timeout (auth is `api_key`). Its `timeout` is the
+    /// per-request `request_timeout`, so it is printed through the three fields below instead
+    /// of flattened (which would print `timeout` twice with two meanings).
+    #[serde(skip)]
     pub http: HttpConfig,
+    #[serde(serialize_with = "ser_duration")]
+    request_timeout: Duration,
+    #[serde(serialize_with = "ser_headers")]
+    headers: Vec<(String, String)>,
+    tls: TlsConfig,
 }
 
 /// One monitored EMQX client (`clients = [{ client_id, alias }]`).
@@ -228,7 +237,9 @@ pub struct EmqxConfig {
     pub clients: Vec<EmqxClient>,
     #[serde(serialize_with = "ser_duration")]
     pub interval: Duration,
-    #[serde(serialize_with = "ser_duration")]
+    /// Longest one poll may take (printed once, as the flattened `http.timeout`, which holds
+    /// the same value).
+    #[serde(skip_serializing)]
     pub timeout: Duration,
     /// How long a vanished client keeps its last-known series.
     #[serde(serialize_with = "ser_duration")]
@@ -1211,6 +1222,17 @@ impl Ctx<'_> {
                             ));
                         }
                     }
+                    let http = self.http(
+                        &prefix,
+                        span.clone(),
+                        None,
+                        None,
+                        None,
+                        s.headers,
+                        s.tls,
+                        request_timeout,
+                        &["authorization", "accept", "content-type"],
+                    )?;
                     SourceConfig::Ttn(TtnConfig {
                         url: self.url(&s.url, &format!("{prefix}.url"), span.clone())?,
                         api_key,
@@ -1221,17 +1243,10 @@ impl Ctx<'_> {
                             .discovery_interval
                             .unwrap_or(Duration::from_secs(600)),
                         compat_names: s.compat_names,
-                        http: self.http(
-                            &prefix,
-                            span,
-                            None,
-                            None,
-                            None,
-                            s.headers,
-                            s.tls,
-                            request_timeout,
-                            &["authorization", "accept", "content-type"],
-                        )?,
+                        request_timeout,
+                        headers: http.headers.clone(),
+                        tls: http.tls.clone(),
+                        http,
                         name: s.name,
                     })
                 }
@@ -1706,6 +1721,30 @@ delete_on_shutdown = false
         assert!(!s.contains("s3cret"), "{s}");
         assert!(s.contains("<redacted>"));
         assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    /// `pushrelay config` prints a file that is itself a valid configuration (no key twice, no
+    /// key the reader refuses), for every example and every source type.
+    #[test]
+    fn printed_config_reads_back_the_same() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        let mut seen = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().and_then(|x| x.to_str()) != Some("toml") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&p).unwrap();
+            let env = |_: &str| Some("from-env".to_string());
+            let name = p.display().to_string();
+            let c = parse(&text, &name, &env).unwrap_or_else(|e| panic!("{e}"));
+            let printed = toml::to_string(&c).unwrap();
+            let again = parse(&printed, "printed", &env)
+                .unwrap_or_else(|e| panic!("{name} printed as:\n{printed}\n{e}"));
+            assert_eq!(toml::to_string(&again).unwrap(), printed, "{name}");
+            seen += 1;
+        }
+        assert!(seen >= 4, "examples/*.toml: {seen}");
     }
 
     #[test]

@@ -43,6 +43,7 @@ fn build_source(toml_text: &str, state_dir: &Path) -> Box<dyn Source> {
     let ctx = BuildContext {
         state_dir: state_dir.to_path_buf(),
         persist: true,
+        check_all: false,
     };
     pushrelay::sources::build(&cfg.sources[0], &ctx).unwrap()
 }

@@ -62,11 +62,12 @@ pub enum OneShot {
 /// Polls every configured source once, concurrently.
 pub async fn poll_all_once(cfg: &Config, mode: OneShot) -> anyhow::Result<Vec<PollResult>> {
     let mut set = tokio::task::JoinSet::new();
+    let check_all = matches!(mode, OneShot::Inspect { check_all: true });
     let ctx = sources::BuildContext {
         state_dir: cfg.relay.state_dir.clone(),
         persist: mode == OneShot::Push,
+        check_all,
     };
-    let check_all = matches!(mode, OneShot::Inspect { check_all: true });
     for (i, sc) in cfg.sources.iter().enumerate() {
         let mut source = sources::build(sc, &ctx)?;
         let mut prep = Preparer::new(
@@ -170,6 +171,7 @@ pub async fn run_with_metrics(
     let ctx = sources::BuildContext {
         state_dir: cfg.relay.state_dir.clone(),
         persist: true,
+        check_all: false,
     };
     for sc in &cfg.sources {
         sources_built.push(sources::build(sc, &ctx)?);

@@ -62,6 +62,8 @@ pub struct BuildContext {
     /// False for one-shot inspection (`print`, `check`): state is read but never written, so
     /// a look at the data cannot disturb a running daemon's carried state.
     pub persist: bool,
+    /// `check --all`: the source may fetch rows beyond what it monitors, for its summary.
+    pub check_all: bool,
 }
 
 impl BuildContext {

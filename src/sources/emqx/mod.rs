@@ -58,7 +58,7 @@ pub struct EmqxSource {
     saved: Saved,
     /// Whether the broker honours a repeated `clientid` (None: not yet known).
     multi_id: Option<bool>,
-    /// `print`/`check`: also list every client, for `check --all`.
+    /// `check` (all-clients mode) or `check --all`: keep the full listing for the table.
     inspect: bool,
     /// The clients of the last successful poll, by id (raw, for the `check` table).
     last_objects: BTreeMap<String, ClientObject>,
@@ -97,7 +97,7 @@ impl EmqxSource {
             state_file,
             saved,
             multi_id: None,
-            inspect: !ctx.persist,
+            inspect: !ctx.persist && (ctx.check_all || cfg.clients.is_empty()),
             last_objects: BTreeMap::new(),
             listing: None,
             outcome: Outcome::Fine,
