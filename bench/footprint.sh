@@ -10,8 +10,10 @@
 #   - vmagent, forced to Prometheus remote write (snappy), the baseline;
 # and optionally (--with-vm-zstd) a second vmagent pushing its own zstd protocol to a real
 # VictoriaMetrics. It samples memory and CPU of each sender every few seconds, stops the senders
-# with SIGTERM (noting how each exits), then writes a Markdown report to bench/RESULTS.md (and
-# prints it); the raw data stays in bench/out/<run>/, from which the report can be made again:
+# with SIGTERM (noting how each exits), then writes a Markdown report to bench/out/<run>/report.md
+# (and prints it; copy what you keep into bench/RESULTS.md, which holds the history of every
+# benchmark and is never overwritten); the raw data stays in bench/out/<run>/, from which the
+# report can be made again:
 #   bench/footprint_stats.py report --samples bench/out/<run>/samples.jsonl --meta bench/out/<run>/meta.json
 #
 # Usage: bench/footprint.sh [--duration SECONDS] [--every SECONDS] [--devices N] [--out FILE]
@@ -19,7 +21,7 @@
 #   --duration S     how long to measure after start-up (default 300)
 #   --every S        seconds between memory/CPU samples (default 5)
 #   --devices N      simulator size (default 7: ~320 series)
-#   --out FILE       where the Markdown report goes (default bench/RESULTS.md)
+#   --out FILE       where the Markdown report goes (default bench/out/<run>/report.md)
 #   --no-build       use target/release/pushrelay as it is (default: cargo build --release first)
 #   --encode-bench   also run `cargo bench --bench encode` (after the measurement) and report it
 #   --with-vm-zstd   also run vmagent -> VictoriaMetrics (zstd), for reference
@@ -35,7 +37,7 @@ cd "$repo"
 duration=300
 every=5
 devices=7
-out="bench/RESULTS.md"
+out=""
 build=1
 encode_bench=0
 with_vm=0
@@ -396,6 +398,7 @@ with open(sys.argv[1], "w") as f:
     json.dump(meta, f, indent=1)
 EOF
 
+[ -n "$out" ] || out="$keep_dir/report.md"
 mkdir -p "$(dirname "$out")"
 python3 "$repo/bench/footprint_stats.py" report --samples "$keep_dir/samples.jsonl" --meta "$keep_dir/meta.json" \
     --markdown "$out" --json "$keep_dir/summary.json"

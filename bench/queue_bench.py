@@ -167,8 +167,8 @@ def median(xs):
 def fmt(v, digits=1):
     if v is None:
         return "–"
-    if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and abs(v) >= 1000):
-        return f"{int(v):,}".replace(",", " ")
+    if isinstance(v, int) or digits == 0 or (v.is_integer() and abs(v) >= 1000):
+        return f"{round(v):,}".replace(",", " ")
     return f"{v:.{digits}f}"
 
 
@@ -305,22 +305,46 @@ def cmd_drain_watch(a):
 def cmd_vm_count(a):
     http_get(a.vm + "/internal/force_flush")
     time.sleep(a.settle)
-    out = {}
-    for key, q in (("samples", f"sum(count_over_time({a.match}[{a.window}]))"),
-                   ("series", f"count(count_over_time({a.match}[{a.window}]))")):
+    def query(q):
         url = a.vm + "/api/v1/query?" + urllib.parse.urlencode({"query": q})
-        res = json.loads(http_get(url, timeout=60))["data"]["result"]
-        out[key] = int(float(res[0]["value"][1])) if res else 0
+        return json.loads(http_get(url, timeout=60))["data"]["result"]
+
+    by_job = {r["metric"].get("job", ""): int(float(r["value"][1]))
+              for r in query(f"sum by (job) (count_over_time({a.match}[{a.window}]))")}
+    series = query(f"count(count_over_time({a.match}[{a.window}]))")
+    out = {"samples": sum(by_job.values()), "by_job": by_job,
+           "series": int(float(series[0]["value"][1])) if series else 0}
+    def export(metric):
+        sel = "{" + f'__name__="{metric}",' + a.match.lstrip("{")
+        body = http_get(a.vm + "/api/v1/export?" + urllib.parse.urlencode({"match[]": sel}), timeout=60)
+        values = nans = 0
+        for line in body.decode().splitlines():
+            if line.strip():
+                for v in json.loads(line)["values"]:
+                    values += 1
+                    nans += v is None or (isinstance(v, float) and v != v)
+        return values, nans
+
+    # What count_over_time cannot see: staleness markers (exported as null) and plain NaN samples
+    # (the simulator serves one per scrape, next to a +Inf one; VictoriaMetrics drops the NaN).
+    if a.stale_of:
+        out["stale_markers"] = export(a.stale_of)[1]
+    if a.nan_per_value_of:
+        out["nan_samples"] = export(a.nan_per_value_of)[0]
+    if a.stale_of or a.nan_per_value_of:
+        out["uncounted"] = out.get("stale_markers", 0) + out.get("nan_samples", 0)
     print(json.dumps(out))
 
 
 def cmd_snap(a):
+    if a.at:
+        time.sleep(max(0.0, a.at - time.time()))
+    t = time.time()
     for path in a.sync or []:
         subprocess.run(["sync", "-f", path], check=True)
-    snap = {"label": a.label, "t": time.time(), "proc": {}, "dev": {}, "metrics": {}, "dir": {}}
-    # Process and device counters first, /metrics last, so that reading /metrics (which costs
-    # the sender a little CPU and a socket write) falls outside the window it closes... and inside
-    # the one it opens only after the counters were read.
+    snap = {"label": a.label, "t": t, "proc": {}, "dev": {}, "metrics": {}, "dir": {}}
+    # Process and device counters first, /metrics last: reading /metrics costs the sender a
+    # little CPU, which then falls outside the window a snapshot opens or closes.
     for spec in a.proc or []:
         name, pid = spec.split("=", 1)
         if not os.path.exists(f"/proc/{pid}"):
@@ -350,6 +374,7 @@ def cmd_snap(a):
             snap["metrics"][name] = None
     with open(a.out, "a") as f:
         f.write(json.dumps(snap) + "\n")
+    print(f"{t:.3f}")
 
 
 # ------------------------------------------------------------------------------------- reports
@@ -357,78 +382,93 @@ def cmd_snap(a):
 
 def cmd_drain_report(a):
     meta = json.load(open(a.meta))
-    runs = {"pr": [], "vmag": []}
+    runs = {}
     for path in a.runs:
         r = json.load(open(path))
-        runs[r["sender"]].append(r)
-    names = [n for n in ("pr", "vmag") if runs[n]]
-    title = {"pr": "pushrelay", "vmag": "vmagent"}
+        runs.setdefault(r["sender"], []).append(r)
+    order = ["pr", "prb", "vmag"]
+    names = sorted(runs, key=lambda n: order.index(n) if n in order else len(order))
+    b = meta["backlog"]
+
+    def title(n):
+        if n == "vmag":
+            return "vmagent"
+        return f"pushrelay, max_samples_per_send {b[n]['max_samples_per_send']}" + (" (default)" if n == "pr" else "")
+
+    base = "vmag" if "vmag" in names else None
+    versus = [n for n in names if n != "vmag"] if base else []
 
     def agg(name, get, how=median):
         vals = [v for v in (get(r) for r in runs[name]) if v is not None]
         return how(vals) if vals else None
 
     def row(label, get, digits=1, how=median, ratio_ok=True):
-        vals = [agg(n, get, how) for n in names]
-        cells = [fmt(v, digits) for v in vals]
-        r = ratio(vals[0], vals[1]) if ratio_ok and len(vals) == 2 else ""
-        return f"| {label} | " + " | ".join(cells) + (f" | {r} |" if len(names) == 2 else " |")
+        vals = {n: agg(n, get, how) for n in names}
+        cells = [fmt(vals[n], digits) for n in names]
+        cells += [ratio(vals[n], vals[base]) if ratio_ok else "" for n in versus]
+        return f"| {label} | " + " | ".join(cells) + " |"
 
-    b = meta["backlog"]
     lines = []
     lines.append(f"Measured {meta['date']} on {machine()}; load average {meta['load_before']} before "
                  f"the run and {meta['load_after']} after it (the machine was shared with other work: "
                  "read the ratios first).")
     lines.append("")
-    lines.append(f"Backlog: {meta['devices']}-device simulator ({meta['series']} series per scrape) "
-                 f"scraped every {meta['interval']} by both senders at once, their remote-write URL "
-                 f"a closed port, until each had queued at least {meta['target']:,} samples "
+    lines.append(f"Backlog: {meta['devices']}-device simulator ({fmt(meta['series'])} series per scrape) "
+                 f"scraped every {meta['interval']} by every sender at once, their remote-write URL "
+                 f"a closed port, until each had queued at least {fmt(meta['target'])} samples "
                  f"({meta['build_seconds']:.0f} s); then each was stopped (SIGTERM), and each drain "
                  f"ran {meta['repeat']} times from a copy of that backlog into a fresh "
-                 f"VictoriaMetrics {meta['vm_version']}, one sender at a time, the sender started "
-                 "for the drain only (so its peak RSS is the drain's).".replace(",", " "))
+                 f"VictoriaMetrics {meta['vm_version']} on the same machine, one sender at a time, the "
+                 "sender started for the drain only (so its peak RSS is the drain's).")
     lines.append("")
-    head = "| | " + " | ".join(title[n] for n in names) + (" | pushrelay / vmagent |" if len(names) == 2 else " |")
-    lines.append(head)
-    lines.append("|---|" + "---:|" * (len(names) + (1 if len(names) == 2 else 0)))
-    lines.append(row("Backlog, samples (stored by VictoriaMetrics after the drain)",
-                     lambda r: r["vm"]["backlog_samples"], 0, ratio_ok=False))
+    lines.append("| | " + " | ".join(title(n) for n in names)
+                 + "".join(f" | {n} / vmag" for n in versus) + " |")
+    lines.append("|---|" + "---:|" * (len(names) + len(versus)))
+    lines.append(row("Backlog, samples", lambda r: r["backlog"], 0, ratio_ok=False))
+    lines.append(row("  stored by VictoriaMetrics after the drain (count_over_time)",
+                     lambda r: r["vm"]["samples"], 0, how=min, ratio_ok=False))
+    lines.append(row("  + NaN samples count_over_time cannot see (stale markers, the simulator's NaN gauge)",
+                     lambda r: r["vm"].get("uncounted"), 0, how=min, ratio_ok=False))
     lines.append(row("Backlog on disk, MiB", lambda r: b[r["sender"]]["disk_bytes"] / MIB, 1))
     lines.append(row("Backlog on disk, bytes per sample",
-                     lambda r: b[r["sender"]]["disk_bytes"] / r["vm"]["backlog_samples"], 2))
-    lines.append(row(f"**Drain time**, s (median of {meta['repeat']}; start of the process to last batch delivered)",
+                     lambda r: b[r["sender"]]["disk_bytes"] / r["backlog"], 2))
+    lines.append(row(f"**Drain time**, s (median of {meta['repeat']}; exec to last batch delivered)",
                      lambda r: r["seconds"], 2))
-    lines.append(row("  of which start-up to first batch delivered, s", lambda r: r["start_to_first_send"], 2))
-    lines.append(row("**Samples/s** (backlog ÷ drain time, median)",
-                     lambda r: r["vm"]["backlog_samples"] / r["seconds"], 0))
-    lines.append(row("Samples/s, slowest run", lambda r: r["vm"]["backlog_samples"] / r["seconds"], 0, how=min))
+    lines.append(row("  of which exec to first batch delivered, s", lambda r: r["start_to_first_send"], 2))
+    lines.append(row("**Samples/s** (backlog ÷ drain time, median)", lambda r: r["backlog"] / r["seconds"], 0))
+    lines.append(row("Samples/s, slowest run", lambda r: r["backlog"] / r["seconds"], 0, how=min))
     lines.append(row("**Peak RSS while draining** (VmHWM), MiB, highest of the runs",
                      lambda r: r["vmhwm_kib"] / 1024, 2, how=max))
     lines.append(row("  anonymous part (max RssAnon seen), MiB, highest",
                      lambda r: r["max_seen"].get("RssAnon", 0) / 1024, 2, how=max))
     lines.append(row("CPU time of the sender for the drain, s (median)", lambda r: r["cpu_ns"] / 1e9, 2))
-    lines.append(row("CPU per million samples, s", lambda r: r["cpu_ns"] / 1e9 / r["vm"]["backlog_samples"] * 1e6, 2))
+    lines.append(row("CPU per million samples, s", lambda r: r["cpu_ns"] / 1e9 / r["backlog"] * 1e6, 2))
     lines.append(row("Threads", lambda r: r["threads"], 0, ratio_ok=False))
     lines.append("")
     t = meta.get("targets", {})
-    if "pr" in names:
-        hwm = max(r["vmhwm_kib"] for r in runs["pr"]) / 1024
-        rate = median([r["vm"]["backlog_samples"] / r["seconds"] for r in runs["pr"]])
+    prs = [n for n in names if n != "vmag"]
+    if prs:
         lines.append("Targets:")
         lines.append("")
-        lines.append(f"- pushrelay peak RSS while draining ≤ {t.get('rss_mib', 16)} MiB: "
-                     f"**{'met' if hwm <= t.get('rss_mib', 16) else 'NOT met'}** ({hwm:.2f} MiB)")
-        lines.append(f"- drain rate: {rate:,.0f} samples/s".replace(",", " ") + " (no target in the issue)")
+        for n in prs:
+            hwm = max(r["vmhwm_kib"] for r in runs[n]) / 1024
+            rate = median([r["backlog"] / r["seconds"] for r in runs[n]])
+            lines.append(f"- {title(n)}: peak RSS while draining ≤ {t.get('rss_mib', 16)} MiB: "
+                         f"**{'met' if hwm <= t.get('rss_mib', 16) else 'NOT met'}** ({hwm:.2f} MiB); "
+                         f"drain rate {fmt(rate, 0)} samples/s (no target in the issue)")
         lines.append("")
-    lines.append("Per run (sender, seconds, samples/s, VmHWM MiB, CPU s, samples stored / expected):")
+    lines.append("Per run:")
     lines.append("")
     for n in names:
         for r in runs[n]:
-            lines.append(f"- {title[n]} run {r['rep']}: {r['seconds']:.2f} s, "
-                         f"{r['vm']['backlog_samples'] / r['seconds']:,.0f} samples/s, ".replace(",", " ")
-                         + f"{r['vmhwm_kib'] / 1024:.2f} MiB, {r['cpu_ns'] / 1e9:.2f} s, "
-                         f"{r['vm']['backlog_samples']} / {r['expect_note']}"
-                         + (f", {int(r['retries'])} retries" if r.get("retries") else ""))
+            lines.append(f"- {n} run {r['rep']}: {r['seconds']:.2f} s, {fmt(r['backlog'] / r['seconds'], 0)} samples/s, "
+                         f"VmHWM {r['vmhwm_kib'] / 1024:.2f} MiB, CPU {r['cpu_ns'] / 1e9:.2f} s; "
+                         f"VictoriaMetrics stored {r['vm']['samples']} samples {r['vm']['by_job']} "
+                         f"in {r['vm']['series']} series, + {r['vm'].get('stale_markers')} stale markers + "
+                         f"{r['vm'].get('nan_samples')} NaN samples; "
+                         f"backlog {r['backlog']}: {r['expect_note']}; "
+                         f"{'all arrived' if r.get('complete') else 'NOT ALL ARRIVED (or vmagent queued more after its counter was read)'}"
+                         + (f"; {int(r['retries'])} retries" if r.get("retries") else ""))
     lines.append("")
     for note in meta.get("notes", []):
         lines.append(f"- {note}")
@@ -443,7 +483,9 @@ def wear_rows(snaps, meta):
     by = {s["label"]: s for s in snaps}
     start, begin, end, final = by["start"], by["begin"], by["end"], by["final"]
     window = end["t"] - begin["t"]
-    cycles = window / meta["interval_s"]
+    # The window is exactly --duration long (a whole number of intervals, both ends mid-cycle for
+    # pushrelay), so every sender scraped exactly this many times in it.
+    cycles = meta["duration"] / meta["interval_s"]
     perf = meta.get("perf", {})
     out = {}
     for name in meta["senders"]:
@@ -460,6 +502,7 @@ def wear_rows(snaps, meta):
             "cycles": cycles,
             "window_s": window,
             "samples_window": q_win,
+            "scrapes_counted": (me.get("scrapes", 0) - mb.get("scrapes", 0)) if name.startswith("vm") else None,
             "samples_per_cycle": q_win / cycles,
             "cpu_ms_per_cycle": (pe["cpu_ns"] - pb["cpu_ns"]) / 1e6 / cycles,
             "cpu_pct": (pe["cpu_ns"] - pb["cpu_ns"]) / 1e9 / window * 100,
@@ -504,7 +547,7 @@ def cmd_wear_report(a):
     names = meta["senders"]
     titles = meta["titles"]
     base = meta.get("baseline", "vmag")
-    cols = names + [f"{n} / {base}" for n in names if n.startswith("pr")]
+    cols = names + [n for n in names if n.startswith("pr")]
     lines = []
     lines.append(f"Measured {meta['date']} on {machine()}; load average {meta['load_before']} before the "
                  f"run and {meta['load_after']} after it (shared machine: read the ratios first).")
@@ -512,7 +555,7 @@ def cmd_wear_report(a):
     lines.append(f"Workload: `pushrelay sim --devices {meta['devices']}` ({meta['series']} series per scrape), "
                  f"scraped every {meta['interval']} by every sender at once for "
                  f"{meta['warmup']} s of warm-up + {meta['duration']} s measured "
-                 f"({rows[names[0]]['cycles']:.1f} cycles); every sender's remote-write URL is a closed port, "
+                 f"({rows[names[0]]['cycles']:.0f} cycles); every sender's remote-write URL is a closed port, "
                  "so everything goes to its on-disk queue. "
                  + ("Each queue directory is on its own freshly made ext4 file system (default mount options: "
                     "journal, `data=ordered`, 5 s commit) on its own loop device, whose "
@@ -521,8 +564,7 @@ def cmd_wear_report(a):
                     "No loop devices (not root, or --no-loop): only /proc/PID/io figures."))
     lines.append("")
     lines.append("| per scrape cycle unless said | " + " | ".join(titles[n] for n in names)
-                 + "".join(f" | {titles[n].split(',')[0]} ({n}) / {titles[base].split(',')[0]} " for n in names if n.startswith("pr"))
-                 + " |")
+                 + "".join(f" | {n} / {base}" for n in names if n.startswith("pr")) + " |")
     lines.append("|---|" + "---:|" * len(cols))
 
     def line(label, key, digits=1):
@@ -531,7 +573,8 @@ def cmd_wear_report(a):
         rs = [ratio(rows[n].get(key), rows[base].get(key)) for n in names if n.startswith("pr")]
         lines.append(f"| {label} | " + " | ".join(cells + rs) + " |")
 
-    line("samples queued per cycle", "samples_per_cycle", 0)
+    line("samples queued per cycle", "samples_per_cycle", 1)
+    line("scrapes in the measured window (vmagent's own count)", "scrapes_counted", 0)
     if meta["loop"]:
         line("**bytes written to the device per sample** (measured window)", "dev_bytes_per_sample", 1)
         line("bytes written to the device per cycle", "dev_bytes_per_cycle", 0)
@@ -594,7 +637,9 @@ def main():
     s = sub.add_parser("vm-count")
     s.add_argument("--vm", required=True)
     s.add_argument("--match", required=True)
-    s.add_argument("--window", default="3h")
+    s.add_argument("--window", default="2h")
+    s.add_argument("--stale-of", help="count the staleness markers of this metric (raw export)")
+    s.add_argument("--nan-per-value-of", help="count one dropped NaN sample per raw value of this metric")
     s.add_argument("--settle", type=float, default=2.0)
     s.set_defaults(fn=cmd_vm_count)
 
@@ -606,6 +651,7 @@ def main():
     s.add_argument("--dir", action="append")
     s.add_argument("--metrics", action="append", help="NAME=KIND=URL")
     s.add_argument("--sync", action="append")
+    s.add_argument("--at", type=float, help="wait until this epoch time first")
     s.set_defaults(fn=cmd_snap)
 
     s = sub.add_parser("drain-report")

@@ -37,6 +37,8 @@ pub struct RemoteWriteSink {
     batch_started: Notify,
     /// Wakes the sender when the queue gains a batch or the batcher closes.
     queued: Notify,
+    /// Wakes the fsync timer when a batch was appended (so an idle relay never wakes for it).
+    appended: Notify,
     /// Set by the batcher once it sealed its last batch at shutdown.
     closed: AtomicBool,
     requests: Option<DefaultDirectRateLimiter>,
@@ -96,6 +98,7 @@ impl RemoteWriteSink {
             metrics,
             batch_started: Notify::new(),
             queued: Notify::new(),
+            appended: Notify::new(),
             closed: AtomicBool::new(false),
             requests,
             samples,
@@ -163,6 +166,7 @@ impl RemoteWriteSink {
         }
         self.publish(st);
         self.queued.notify_one();
+        self.appended.notify_one();
     }
 
     /// Updates the queue's self-metrics.
@@ -220,16 +224,19 @@ impl RemoteWriteSink {
             self.closed.store(true, Ordering::SeqCst);
             self.queued.notify_one();
         };
-        // Appended batches reach the disk at least every `fsync` interval.
+        // Appended batches reach the disk at most one `fsync` interval after the append. The
+        // timer sleeps until something is appended, so an idle relay does not wake for it.
         let syncer = async {
-            let every = match self.cfg.buffer.fsync {
-                Fsync::Every(d) => d,
-                Fsync::Always => Duration::from_secs(3600),
+            let Fsync::Every(every) = self.cfg.buffer.fsync else {
+                return; // "always": the queue syncs on every append.
             };
-            let mut tick = tokio::time::interval(every);
             loop {
                 tokio::select! {
-                    _ = tick.tick() => self.lock().queue.sync(false),
+                    _ = self.appended.notified() => {}
+                    _ = cancel.cancelled() => return,
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => self.lock().queue.sync(false),
                     _ = cancel.cancelled() => return,
                 }
             }
