@@ -5,6 +5,7 @@
 
 pub mod emqx;
 pub mod linkhub;
+pub mod rfc3339;
 pub mod scrape;
 pub mod ttn;
 

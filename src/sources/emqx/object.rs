@@ -113,86 +113,12 @@ pub fn timestamp(v: &Value) -> Option<f64> {
     }
 }
 
-/// Parses `YYYY-MM-DD[T ]HH:MM:SS[.fff…][Z|±HH:MM|±HHMM]` into epoch seconds.
+/// Parses an RFC 3339 date into epoch seconds, keeping microseconds as Python's
+/// `datetime.timestamp()` does (further digits are cut), so values match emqx-client-monitor's.
 pub fn parse_rfc3339(s: &str) -> Option<f64> {
-    let b = s.as_bytes();
-    let digits = |from: usize, n: usize| -> Option<i64> {
-        let part = b.get(from..from + n)?;
-        if !part.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        std::str::from_utf8(part).ok()?.parse().ok()
-    };
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    if !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    let (y, mo, d) = (digits(0, 4)?, digits(5, 2)?, digits(8, 2)?);
-    let (h, mi, se) = (digits(11, 2)?, digits(14, 2)?, digits(17, 2)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    let mut i = 19;
-    // Microseconds, as Python's `datetime.timestamp()` keeps them (further digits are cut).
-    let mut micros = 0i64;
-    if b.get(i) == Some(&b'.') || b.get(i) == Some(&b',') {
-        let start = i + 1;
-        i = start;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            if i - start < 6 {
-                micros = micros * 10 + (b[i] - b'0') as i64;
-            }
-            i += 1;
-        }
-        if i == start {
-            return None;
-        }
-        for _ in (i - start)..6 {
-            micros *= 10;
-        }
-    }
-    let offset_secs = match &b[i..] {
-        [] | [b'Z'] | [b'z'] => 0,
-        [sign @ (b'+' | b'-'), rest @ ..] => {
-            let (oh, om) = match rest {
-                [h1, h2, b':', m1, m2] | [h1, h2, m1, m2] => {
-                    let two = |a: u8, c: u8| -> Option<i64> {
-                        (a.is_ascii_digit() && c.is_ascii_digit())
-                            .then(|| ((a - b'0') * 10 + (c - b'0')) as i64)
-                    };
-                    (two(*h1, *h2)?, two(*m1, *m2)?)
-                }
-                [h1, h2] if h1.is_ascii_digit() && h2.is_ascii_digit() => {
-                    (((h1 - b'0') * 10 + (h2 - b'0')) as i64, 0)
-                }
-                _ => return None,
-            };
-            let secs = oh * 3600 + om * 60;
-            if *sign == b'-' {
-                -secs
-            } else {
-                secs
-            }
-        }
-        _ => return None,
-    };
-    let days = days_from_civil(y, mo, d);
-    let secs = days * 86400 + h * 3600 + mi * 60 + se - offset_secs;
+    let (secs, nanos) = crate::sources::rfc3339::parse(s)?;
     // Exact integers divided once: the nearest double to the written decimal.
-    Some((secs * 1_000_000 + micros) as f64 / 1e6)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
+    Some((secs * 1_000_000 + i64::from(nanos / 1000)) as f64 / 1e6)
 }
 
 #[cfg(test)]

@@ -248,8 +248,8 @@ fn parse_duration(s: &str) -> Option<f64> {
     total.is_finite().then_some(total)
 }
 
-/// An RFC 3339 timestamp in seconds since the epoch. Accepts 0–9 (or more) fractional digits,
-/// `Z`/`z` or a `±hh:mm` offset, `T`/`t`/space between date and time. Returns `None` for
+/// An RFC 3339 timestamp in seconds since the epoch, read as `sources::rfc3339` reads it (any
+/// number of fractional digits, `Z` or an offset; also `{seconds, nanos}`). Returns `None` for
 /// anything unparseable and for "unset" values: `0001-01-01T00:00:00Z`, the epoch, or earlier.
 pub fn timestamp_secs(v: &Value) -> Option<f64> {
     let t = match v {
@@ -264,69 +264,10 @@ pub fn timestamp_secs(v: &Value) -> Option<f64> {
     (t > 0.0 && t < 253_402_300_800.0).then_some(t)
 }
 
+/// An RFC 3339 date in epoch seconds, with up to nanoseconds (see `sources::rfc3339`).
 fn parse_rfc3339(s: &str) -> Option<f64> {
-    let b = s.trim().as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let part = b.get(r)?;
-        if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        std::str::from_utf8(part).ok()?.parse().ok()
-    };
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    if !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
-        return None;
-    }
-    // A leap second (":60") is read as the last second of the minute.
-    let second = second.min(59);
-    let mut i = 19;
-    let mut frac = 0.0;
-    if b.get(i) == Some(&b'.') {
-        let start = i + 1;
-        i = start;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
-        if i == start {
-            return None;
-        }
-        // Digits beyond nanoseconds are allowed and ignored.
-        let digits = &s.trim()[start..i.min(start + 9)];
-        frac = digits.parse::<f64>().ok()? / 10f64.powi(digits.len() as i32);
-    }
-    let offset = match b.get(i) {
-        Some(b'Z' | b'z') if i + 1 == b.len() => 0,
-        Some(sign @ (b'+' | b'-')) if i + 6 == b.len() && b[i + 3] == b':' => {
-            let m = num(i + 1..i + 3)? * 3600 + num(i + 4..i + 6)? * 60;
-            if *sign == b'+' {
-                m
-            } else {
-                -m
-            }
-        }
-        _ => return None,
-    };
-    let days = days_from_civil(year, month, day);
-    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
-    Some(secs as f64 + frac)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let (secs, nanos) = crate::sources::rfc3339::parse(s)?;
+    Some(secs as f64 + f64::from(nanos) / 1e9)
 }
 
 /// An EUI as upper-case hex: from hex (any case, with or without `-`/`:`), or from the
@@ -616,13 +557,14 @@ mod tests {
             "",
             "yesterday",
             "2024-05-01",
-            "2024-05-01T12:34:56",
             "2024-13-01T00:00:00Z",
             "2024-05-01T12:34:56.Z",
-            "2024-05-01T12:34:56+0200",
         ] {
             assert_eq!(t(bad), None, "{bad}");
         }
+        // Liberal where the meaning is clear: no zone is UTC, `+hhmm` is an offset.
+        assert_eq!(t("2024-05-01T12:34:56"), Some(1714566896.0));
+        assert_eq!(t("2024-05-01T14:34:56+0200"), Some(1714566896.0));
         assert_eq!(timestamp_secs(&json!(null)), None);
         assert_eq!(timestamp_secs(&json!({"seconds": 1e300})), None);
         assert_eq!(
