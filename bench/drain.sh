@@ -69,8 +69,9 @@ done
 [[ "$repeat" =~ ^[1-9][0-9]*$ ]] || { echo "drain: --repeat must be at least 1" >&2; exit 2; }
 [[ "$interval" =~ ^[0-9]+(ms|s|m)$ ]] || { echo "drain: --interval must look like 1s or 500ms" >&2; exit 2; }
 
-say() { echo "drain: $*" >&2; }
-die() { echo "drain: ERROR: $*" >&2; exit 1; }
+bench=drain
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh" # say, die, alive, stop_pid, start, wait_http, free_ports
 
 for tool in curl python3; do
     command -v "$tool" >/dev/null 2>&1 || die "'$tool' not found"
@@ -97,27 +98,6 @@ load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- Children and clean-up ---------------------------------------------------------------------
 pids=()
-alive() { # PID: running (not gone, not a zombie waiting to be reaped)
-    local st
-    st=$(sed -n 's/^State:[[:space:]]*\(.\).*/\1/p' "/proc/$1/status" 2>/dev/null) || return 1
-    [ -n "$st" ] && [ "$st" != Z ]
-}
-stop_pid() { # PID: SIGTERM, up to 15 s, then SIGKILL, then reap; sets $stop_rc and $stop_secs
-    local pid="$1" t0
-    t0=$(date +%s%N)
-    stop_rc=0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 150); do
-        alive "$pid" || break
-        sleep 0.1
-    done
-    if alive "$pid"; then
-        say "WARNING: pid $pid did not exit within 15 s of SIGTERM; killed"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || stop_rc=$?
-    stop_secs=$(awk -v ns="$(($(date +%s%N) - t0))" 'BEGIN { printf "%.2f", ns / 1e9 }')
-}
 cleanup() {
     local rc=$? pid i
     trap - EXIT INT TERM
@@ -136,36 +116,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# start NAME CMD...: runs CMD in the background, output in $tmp/NAME.log; sets $last_pid.
-start() {
-    local name="$1"
-    shift
-    "$@" >"$tmp/$name.log" 2>&1 &
-    last_pid=$!
-    pids+=("$last_pid")
-}
-
-# wait_http URL PID NAME: until URL answers 2xx (60 s at most), failing early if PID exits.
-wait_http() {
-    local url="$1" pid="$2" name="$3"
-    for _ in $(seq 600); do
-        if curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; then
-            return 0
-        fi
-        alive "$pid" || { tail -n 20 "$tmp/$name.log" >&2; die "$name exited at start-up (log above)"; }
-        sleep 0.1
-    done
-    tail -n 20 "$tmp/$name.log" >&2
-    die "$name did not answer at $url within 60 s"
-}
-
-read -r -a ports <<<"$(python3 -c '
-import socket
-ss = [socket.socket() for _ in range(6)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))
-for s in ss: s.close()
-')"
+read -r -a ports <<<"$(free_ports 6)"
 p_sim=${ports[0]} p_small=${ports[1]} p_vmag=${ports[2]} p_vm=${ports[3]}
 declare -A port_of=([pr]=${ports[4]} [prb]=${ports[5]})
 # While the backlog builds nothing listens on $p_vm (connection refused); VictoriaMetrics gets

@@ -68,8 +68,9 @@ fi
 [[ "$every" =~ ^[0-9]+([.][0-9]+)?$ ]] || { echo "footprint: --every must be a number of seconds" >&2; exit 2; }
 [[ "$devices" =~ ^[0-9]+$ ]] || { echo "footprint: --devices must be a number" >&2; exit 2; }
 
-say() { echo "footprint: $*" >&2; }
-die() { echo "footprint: ERROR: $*" >&2; exit 1; }
+bench=footprint
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh" # say, die, alive, stop_pid, start, wait_http, free_ports
 
 for tool in curl python3; do
     command -v "$tool" >/dev/null 2>&1 || die "'$tool' not found"
@@ -129,37 +130,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# start NAME CMD...: runs CMD in the background with its output in $tmp/NAME.log; sets $last_pid.
-start() {
-    local name="$1"
-    shift
-    "$@" >"$tmp/$name.log" 2>&1 &
-    last_pid=$!
-    pids+=("$last_pid")
-}
-
-# wait_http URL PID NAME: until URL answers 2xx (60 s at most), failing early if PID exits.
-wait_http() {
-    local url="$1" pid="$2" name="$3"
-    for _ in $(seq 600); do
-        if curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; then
-            return 0
-        fi
-        kill -0 "$pid" 2>/dev/null || { tail -n 20 "$tmp/$name.log" >&2; die "$name exited at start-up (log above)"; }
-        sleep 0.1
-    done
-    tail -n 20 "$tmp/$name.log" >&2
-    die "$name did not answer at $url within 60 s"
-}
-
-# Free ports: bind them all at once (so they differ), then release them.
-read -r -a ports <<<"$(python3 -c '
-import socket
-ss = [socket.socket() for _ in range(14)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))
-for s in ss: s.close()
-')"
+# Free ports (distinct, released before use).
+read -r -a ports <<<"$(free_ports 14)"
 p_sim=${ports[0]} p_prom=${ports[1]}
 p_px_pr05=${ports[2]} p_px_pr60=${ports[3]} p_px_vmag=${ports[4]} p_px_vmzs=${ports[5]}
 p_pr05=${ports[6]} p_pr60=${ports[7]} p_vmag=${ports[8]} p_vmzs=${ports[9]} p_vm=${ports[10]}
@@ -294,24 +266,12 @@ shutdown_json="{"
 for name in "${senders[@]}"; do
     pid_var="pid_$name"
     pid="${!pid_var}"
-    if ! kill -0 "$pid" 2>/dev/null; then
+    if ! alive "$pid"; then
         say "WARNING: $name exited during the run (see $keep_dir/$name.log)"
     fi
-    t0=$(date +%s%N)
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 150); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -KILL "$pid" 2>/dev/null || true
-        say "WARNING: $name did not exit within 15 s of SIGTERM; killed"
-    fi
-    rc=0
-    wait "$pid" 2>/dev/null || rc=$?
-    secs=$(awk -v ns="$(($(date +%s%N) - t0))" 'BEGIN { printf "%.2f", ns / 1e9 }')
-    say "$name exited with status $rc, $secs s after SIGTERM"
-    shutdown_json+="\"$name\": {\"status\": $rc, \"seconds\": $secs},"
+    stop_pid "$pid"
+    say "$name exited with status $stop_rc, $stop_secs s after SIGTERM"
+    shutdown_json+="\"$name\": {\"status\": $stop_rc, \"seconds\": $stop_secs},"
 done
 shutdown_json="${shutdown_json%,}}"
 
