@@ -4,8 +4,8 @@
 //! `up` and staleness (see [`crate::relay::prepare`]), so every source gets them the same way.
 
 pub mod emqx;
+pub mod json;
 pub mod linkhub;
-pub mod rfc3339;
 pub mod scrape;
 pub mod ttn;
 

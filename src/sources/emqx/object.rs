@@ -81,12 +81,7 @@ impl ClientObject {
 /// A finite, non-negative number from a JSON number or a numeric string; `null`, `"infinity"`
 /// and anything else are "unknown".
 pub fn number(v: &Value) -> Option<f64> {
-    let x = match v {
-        Value::Number(n) => n.as_f64()?,
-        Value::String(s) => s.trim().parse::<f64>().ok()?,
-        _ => return None,
-    };
-    (x.is_finite() && x >= 0.0).then_some(x)
+    crate::sources::json::number(v).filter(|x| *x >= 0.0)
 }
 
 /// `true`, a non-zero number, or the strings `"true"`/`"connected"`.
@@ -116,7 +111,7 @@ pub fn timestamp(v: &Value) -> Option<f64> {
 /// Parses an RFC 3339 date into epoch seconds, keeping microseconds as Python's
 /// `datetime.timestamp()` does (further digits are cut), so values match emqx-client-monitor's.
 pub fn parse_rfc3339(s: &str) -> Option<f64> {
-    let (secs, nanos) = crate::sources::rfc3339::parse(s)?;
+    let (secs, nanos) = crate::sources::json::rfc3339(s)?;
     // Exact integers divided once: the nearest double to the written decimal.
     Some((secs * 1_000_000 + i64::from(nanos / 1000)) as f64 / 1e6)
 }

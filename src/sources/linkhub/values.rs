@@ -16,26 +16,18 @@ pub fn field<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
 /// A finite number from a JSON number or a string holding one (`"-95"`, `" 12.5 "`, `"-95dBm"`).
 /// Anything else (`"FF"`, `"N/A"`, `""`, `null`, `true`, NaN) is absent.
 pub fn number(v: Option<&Value>) -> Option<f64> {
-    let x = match v? {
-        Value::Number(n) => n.as_f64()?,
-        Value::String(s) => {
-            let s = s.trim();
-            match s.parse::<f64>() {
-                Ok(x) => x,
-                // A unit after the number, as some firmware writes it: "-95dBm", "12 dB".
-                Err(_) => {
-                    let head = s.trim_end_matches(|c: char| c.is_ascii_alphabetic()).trim();
-                    if head.is_empty() || head.len() == s.len() {
-                        return None;
-                    }
-                    head.parse::<f64>().ok()?
-                }
-            }
-        }
-        _ => return None,
-    };
+    let v = v?;
+    if let Some(x) = crate::sources::json::number(v) {
+        return Some(x);
+    }
+    // A unit after the number, as some firmware writes it: "-95dBm", "12 dB".
+    let s = v.as_str()?.trim();
+    let head = s.trim_end_matches(|c: char| c.is_ascii_alphabetic()).trim();
+    if head.is_empty() || head.len() == s.len() {
+        return None;
+    }
     // `"inf"` and `"NaN"` parse as floats but are not readings.
-    x.is_finite().then_some(x)
+    head.parse::<f64>().ok().filter(|x| x.is_finite())
 }
 
 /// A number within `lo..=hi`; values outside are the router's placeholders, not readings.

@@ -159,15 +159,12 @@ pub fn as_u64(v: &Value) -> Option<u64> {
     }
 }
 
-/// A number sent as a number or a string; finite values only.
+/// A number sent as a number or a string (finite values only), or a boolean as 1/0.
 pub fn as_f64(v: &Value) -> Option<f64> {
-    let f = match v {
-        Value::Number(n) => n.as_f64()?,
-        Value::String(s) => s.trim().parse::<f64>().ok()?,
-        Value::Bool(b) => f64::from(u8::from(*b)),
-        _ => return None,
-    };
-    f.is_finite().then_some(f)
+    match v {
+        Value::Bool(b) => Some(f64::from(u8::from(*b))),
+        _ => crate::sources::json::number(v),
+    }
 }
 
 /// A string, or a number or boolean written as text (enums may come back as numbers).
@@ -248,7 +245,7 @@ fn parse_duration(s: &str) -> Option<f64> {
     total.is_finite().then_some(total)
 }
 
-/// An RFC 3339 timestamp in seconds since the epoch, read as `sources::rfc3339` reads it (any
+/// An RFC 3339 timestamp in seconds since the epoch, read as `sources::json::rfc3339` reads it (any
 /// number of fractional digits, `Z` or an offset; also `{seconds, nanos}`). Returns `None` for
 /// anything unparseable and for "unset" values: `0001-01-01T00:00:00Z`, the epoch, or earlier.
 pub fn timestamp_secs(v: &Value) -> Option<f64> {
@@ -264,9 +261,9 @@ pub fn timestamp_secs(v: &Value) -> Option<f64> {
     (t > 0.0 && t < 253_402_300_800.0).then_some(t)
 }
 
-/// An RFC 3339 date in epoch seconds, with up to nanoseconds (see `sources::rfc3339`).
+/// An RFC 3339 date in epoch seconds, with up to nanoseconds (see `sources::json::rfc3339`).
 fn parse_rfc3339(s: &str) -> Option<f64> {
-    let (secs, nanos) = crate::sources::rfc3339::parse(s)?;
+    let (secs, nanos) = crate::sources::json::rfc3339(s)?;
     Some(secs as f64 + f64::from(nanos) / 1e9)
 }
 

@@ -1,10 +1,24 @@
-//! RFC 3339 timestamps as upstream APIs really send them, read liberally (shared by sources).
+//! Values as upstream JSON APIs really send them, read liberally (shared by the ttn, emqx and
+//! linkhub sources): numbers as JSON numbers or as strings, RFC 3339 timestamps.
+
+use serde_json::Value;
+
+/// A finite number from a JSON number or a string holding one (`"9043"`, `" 12.5 "`); anything
+/// else (`null`, `"FF"`, `""`, `"infinity"`, `"NaN"`, booleans) is `None`.
+pub fn number(v: &Value) -> Option<f64> {
+    let x = match v {
+        Value::Number(n) => n.as_f64()?,
+        Value::String(s) => s.trim().parse::<f64>().ok()?,
+        _ => return None,
+    };
+    x.is_finite().then_some(x)
+}
 
 /// Parses `YYYY-MM-DD[T|t| ]HH:MM:SS[.fraction][Z|z|±HH:MM|±HHMM|±HH]` into whole seconds since
 /// the epoch and nanoseconds. No zone means UTC; `,` may separate the fraction; fraction digits
 /// beyond nine are ignored; a leap second (`:60`) reads as the minute's last second. Anything
 /// else (`None`) is junk.
-pub fn parse(s: &str) -> Option<(i64, u32)> {
+pub fn rfc3339(s: &str) -> Option<(i64, u32)> {
     let b = s.trim().as_bytes();
     let two = |from: usize| -> Option<i64> {
         match b.get(from..from + 2)? {
@@ -89,19 +103,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn forms_offsets_and_fractions() {
-        let utc = (1_763_772_688, 905_000_000);
-        assert_eq!(parse("2025-11-22T00:51:28.905Z"), Some(utc));
-        assert_eq!(parse("2025-11-22T01:51:28.905+01:00"), Some(utc));
-        assert_eq!(parse("2025-11-21T19:21:28.905-05:30"), Some(utc));
-        assert_eq!(parse("2025-11-22 02:51:28,905+0200"), Some(utc));
-        assert_eq!(parse("2025-11-22t02:51:28.905+02"), Some(utc));
-        assert_eq!(parse(" 2025-11-22T00:51:28.9050000009z "), Some(utc));
-        assert_eq!(parse("2025-11-22T00:51:28"), Some((1_763_772_688, 0)));
-        assert_eq!(parse("2016-12-31T23:59:60Z"), Some((1_483_228_799, 0)));
-        assert_eq!(parse("2000-02-29T00:00:00Z"), Some((951_782_400, 0)));
+    fn numbers_as_numbers_or_strings() {
+        use serde_json::json;
+        assert_eq!(number(&json!(9043)), Some(9043.0));
+        assert_eq!(number(&json!(" 12.5 ")), Some(12.5));
         assert_eq!(
-            parse("0001-01-01T00:00:00Z").map(|t| t.0),
+            number(&json!("18446744073709551615")),
+            Some(18446744073709551615.0)
+        );
+        for absent in [
+            json!(null),
+            json!("FF"),
+            json!(""),
+            json!("infinity"),
+            json!("NaN"),
+            json!(true),
+        ] {
+            assert_eq!(number(&absent), None, "{absent}");
+        }
+    }
+
+    #[test]
+    fn rfc3339_forms_offsets_and_fractions() {
+        let utc = (1_763_772_688, 905_000_000);
+        assert_eq!(rfc3339("2025-11-22T00:51:28.905Z"), Some(utc));
+        assert_eq!(rfc3339("2025-11-22T01:51:28.905+01:00"), Some(utc));
+        assert_eq!(rfc3339("2025-11-21T19:21:28.905-05:30"), Some(utc));
+        assert_eq!(rfc3339("2025-11-22 02:51:28,905+0200"), Some(utc));
+        assert_eq!(rfc3339("2025-11-22t02:51:28.905+02"), Some(utc));
+        assert_eq!(rfc3339(" 2025-11-22T00:51:28.9050000009z "), Some(utc));
+        assert_eq!(rfc3339("2025-11-22T00:51:28"), Some((1_763_772_688, 0)));
+        assert_eq!(rfc3339("2016-12-31T23:59:60Z"), Some((1_483_228_799, 0)));
+        assert_eq!(rfc3339("2000-02-29T00:00:00Z"), Some((951_782_400, 0)));
+        assert_eq!(
+            rfc3339("0001-01-01T00:00:00Z").map(|t| t.0),
             Some(-62_135_596_800)
         );
         for bad in [
@@ -116,7 +151,7 @@ mod tests {
             "2025-11-22T00:51:28Zjunk",
             "2025-1x-22T00:51:28Z",
         ] {
-            assert_eq!(parse(bad), None, "{bad}");
+            assert_eq!(rfc3339(bad), None, "{bad}");
         }
     }
 }
