@@ -1010,6 +1010,19 @@ impl Ctx<'_> {
         }
     }
 
+    /// [`Ctx::secret`] for a secret that must be given: `missing` is the error when neither is.
+    fn required_secret(
+        &self,
+        inline: Option<&str>,
+        file: Option<&Path>,
+        key: &str,
+        near: Option<Range<usize>>,
+        missing: &str,
+    ) -> Result<Secret, ConfigError> {
+        self.secret(inline, file, key, near)?
+            .ok_or_else(|| self.key_err(key, missing))
+    }
+
     fn url(&self, s: &str, key: &str, span: Range<usize>) -> Result<reqwest::Url, ConfigError> {
         let expanded = self.expand(s, key, Some(span.clone()))?;
         let u = reqwest::Url::parse(&expanded)
@@ -1039,16 +1052,13 @@ impl Ctx<'_> {
         let basic_auth = match basic_auth {
             Some(b) => {
                 let key = format!("{prefix}.basic_auth.password");
-                let password = self
-                    .secret(
-                        b.password.as_deref(),
-                        b.password_file.as_deref(),
-                        &key,
-                        Some(span.clone()),
-                    )?
-                    .ok_or_else(|| {
-                        self.key_err(&key, "basic_auth needs password or password_file")
-                    })?;
+                let password = self.required_secret(
+                    b.password.as_deref(),
+                    b.password_file.as_deref(),
+                    &key,
+                    Some(span.clone()),
+                    "basic_auth needs password or password_file",
+                )?;
                 Some(BasicAuth {
                     username: self.expand(
                         &b.username,
@@ -1193,19 +1203,13 @@ impl Ctx<'_> {
                         .request_timeout
                         .unwrap_or(Duration::from_secs(10))
                         .min(timeout);
-                    let api_key = self
-                        .secret(
-                            s.api_key.as_deref(),
-                            s.api_key_file.as_deref(),
-                            &format!("{prefix}.api_key"),
-                            Some(span.clone()),
-                        )?
-                        .ok_or_else(|| {
-                            self.key_err(
-                                &format!("{prefix}.api_key"),
-                                "a ttn source needs api_key or api_key_file",
-                            )
-                        })?;
+                    let api_key = self.required_secret(
+                        s.api_key.as_deref(),
+                        s.api_key_file.as_deref(),
+                        &format!("{prefix}.api_key"),
+                        Some(span.clone()),
+                        "a ttn source needs api_key or api_key_file",
+                    )?;
                     for g in &s.gateways {
                         let ok = !g.is_empty()
                             && g.len() <= 36
@@ -1255,19 +1259,13 @@ impl Ctx<'_> {
                     self.check_name(&s.name, &prefix, span.clone())?;
                     let interval = s.interval.unwrap_or(interval);
                     let timeout = s.timeout.unwrap_or(Duration::from_secs(10)).min(interval);
-                    let api_secret = self
-                        .secret(
-                            s.api_secret.as_deref(),
-                            s.api_secret_file.as_deref(),
-                            &format!("{prefix}.api_secret"),
-                            Some(span.clone()),
-                        )?
-                        .ok_or_else(|| {
-                            self.key_err(
-                                &format!("{prefix}.api_secret"),
-                                "an emqx source needs api_secret or api_secret_file",
-                            )
-                        })?;
+                    let api_secret = self.required_secret(
+                        s.api_secret.as_deref(),
+                        s.api_secret_file.as_deref(),
+                        &format!("{prefix}.api_secret"),
+                        Some(span.clone()),
+                        "an emqx source needs api_secret or api_secret_file",
+                    )?;
                     let mut seen = std::collections::HashSet::new();
                     for c in &s.clients {
                         if c.client_id.is_empty() || !seen.insert(c.client_id.as_str()) {
