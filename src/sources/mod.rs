@@ -10,7 +10,7 @@ pub mod scrape;
 pub mod ttn;
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -73,22 +73,25 @@ impl BuildContext {
         StateFile {
             path: self.state_dir.join("sources").join(format!("{name}.json")),
             writable: self.persist,
+            last_written: None,
+            failing: false,
         }
     }
 }
 
-/// A source's small persisted state (JSON), replaced atomically (temporary file + rename).
+/// A source's small persisted state (JSON), replaced atomically (temporary file + rename), and
+/// only when it changed, so an unchanged poll costs the SD card nothing.
 #[derive(Debug, Clone)]
 pub struct StateFile {
     path: PathBuf,
     writable: bool,
+    /// What the last successful save wrote.
+    last_written: Option<Vec<u8>>,
+    /// Whether the last save failed (logged once until a save works again).
+    failing: bool,
 }
 
 impl StateFile {
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The saved state, or `None` if there is none; an unreadable or corrupt file is logged
     /// once and treated as none (the source starts fresh rather than not at all).
     pub fn load<T: DeserializeOwned>(&self) -> Option<T> {
@@ -115,18 +118,45 @@ impl StateFile {
         }
     }
 
-    /// Writes the state (no-op when not writable). Errors are returned for the caller to log;
-    /// losing carried state is never a reason to fail a poll.
-    pub fn save<T: Serialize>(&self, state: &T) -> std::io::Result<()> {
+    /// Writes the state if it differs from what was last written (no-op when not writable). A
+    /// failure is logged once until a save works again; losing carried state is never a reason
+    /// to fail a poll.
+    pub fn save<T: Serialize>(&mut self, state: &T) {
         if !self.writable {
-            return Ok(());
+            return;
         }
+        let body = match serde_json::to_vec(state) {
+            Ok(b) => b,
+            Err(e) => return self.failed(&e.to_string()),
+        };
+        if self.last_written.as_ref() == Some(&body) {
+            return;
+        }
+        match self.write(&body) {
+            Ok(()) => {
+                self.last_written = Some(body);
+                self.failing = false;
+            }
+            Err(e) => self.failed(&e.to_string()),
+        }
+    }
+
+    fn write(&self, body: &[u8]) -> std::io::Result<()> {
         let dir = self.path.parent().expect("state file has a directory");
         std::fs::create_dir_all(dir)?;
         let tmp = self.path.with_extension("json.tmp");
-        let body = serde_json::to_vec(state).map_err(std::io::Error::other)?;
         std::fs::write(&tmp, body)?;
         std::fs::rename(&tmp, &self.path)
+    }
+
+    fn failed(&mut self, e: &str) {
+        if !self.failing {
+            tracing::warn!(
+                "cannot save source state to {}: {e}; carried state (counters, last-seen times) may restart after a restart",
+                self.path.display()
+            );
+            self.failing = true;
+        }
     }
 }
 
@@ -158,6 +188,40 @@ pub fn instance_of(url: &reqwest::Url) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn state_file_writes_only_changes_and_never_when_inspecting() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = |persist| BuildContext {
+            state_dir: dir.path().to_path_buf(),
+            persist,
+            check_all: false,
+        };
+        let mut f = ctx(true).state_file("s");
+        let path = dir.path().join("sources").join("s.json");
+        f.save(&vec![1, 2]);
+        assert_eq!(f.load::<Vec<i32>>(), Some(vec![1, 2]));
+        // The same state again is not written (the removed file stays removed).
+        std::fs::remove_file(&path).unwrap();
+        f.save(&vec![1, 2]);
+        assert!(!path.exists());
+        f.save(&vec![3]);
+        assert_eq!(ctx(false).state_file("s").load::<Vec<i32>>(), Some(vec![3]));
+        // Inspection reads but never writes.
+        let mut ro = ctx(false).state_file("s");
+        ro.save(&vec![4]);
+        assert_eq!(ro.load::<Vec<i32>>(), Some(vec![3]));
+        // An unwritable place is survived (logged once), not a panic.
+        let blocked = BuildContext {
+            state_dir: path.clone(),
+            persist: true,
+            check_all: false,
+        };
+        let mut b = blocked.state_file("x");
+        b.save(&1);
+        b.save(&2);
+        assert!(b.load::<i32>().is_none());
+    }
 
     #[test]
     fn instance_labels() {

@@ -65,8 +65,6 @@ pub struct EmqxSource {
     /// Every client the broker listed (inspection only).
     listing: Option<Result<Vec<ClientObject>, String>>,
     outcome: Outcome,
-    /// Whether saving the state already failed (logged once).
-    save_failed: bool,
 }
 
 /// `…/api/v5` from the configured URL: added when missing, `/api` completed.
@@ -101,7 +99,6 @@ impl EmqxSource {
             last_objects: BTreeMap::new(),
             listing: None,
             outcome: Outcome::Fine,
-            save_failed: false,
             cfg,
         })
     }
@@ -330,14 +327,7 @@ impl EmqxSource {
         // Nothing above changed the carried state: a failed or timed-out poll leaves it as it was.
         let now = now_ms();
         self.apply(fetched, now);
-        if let Err(e) = self.state_file.save(&self.saved) {
-            if !self.save_failed {
-                tracing::warn!(source = %self.cfg.name, "cannot save state to {}: {e}", self.state_file.path().display());
-                self.save_failed = true;
-            }
-        } else {
-            self.save_failed = false;
-        }
+        self.state_file.save(&self.saved);
         Ok(self.families())
     }
 

@@ -214,22 +214,13 @@ impl LinkhubSource {
     /// after the gap is) and saves the carried state when it changed.
     fn track_cell(&mut self, cell: Option<&str>) {
         let Some(cell) = cell else { return };
-        let before = self.carried.clone();
         if let Some(prev) = &self.carried.last_cell {
             if prev != cell {
                 self.carried.cell_changes_total += 1;
             }
         }
         self.carried.last_cell = Some(cell.to_string());
-        if self.carried != before {
-            if let Err(e) = self.state_file.save(&self.carried) {
-                tracing::warn!(
-                    source = %self.cfg.name,
-                    "cannot save {}: {e}; the cell change count may restart after a restart",
-                    self.state_file.path().display()
-                );
-            }
-        }
+        self.state_file.save(&self.carried);
     }
 }
 

@@ -710,7 +710,6 @@ impl TtnSource {
             )));
         }
         let mut views = Vec::with_capacity(self.gateways.len());
-        let before = self.carried.clone();
         for info in &self.gateways {
             let c = self.carried.gateways.entry(info.id.clone()).or_default();
             let (conn, stats) = match outcomes.remove(&info.id) {
@@ -756,11 +755,7 @@ impl TtnSource {
         self.carried
             .gateways
             .retain(|k, _| watched.contains(k.as_str()));
-        if self.carried != before {
-            if let Err(e) = self.state_file.save(&self.carried) {
-                tracing::warn!(source = %self.cfg.name, "cannot save state {}: {e}", self.state_file.path().display());
-            }
-        }
+        self.state_file.save(&self.carried);
         let fams = metrics::families(&views, self.cfg.compat_names);
         self.last = views;
         Ok(fams)
