@@ -117,11 +117,11 @@ async fn run_inner(a: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     let metrics = Arc::new(SelfMetrics::default());
     let relay_cancel = CancellationToken::new();
-    let relay = tokio::spawn(crate::relay::run_with_metrics(
-        cfg,
-        relay_cancel.clone(),
-        metrics.clone(),
-    ));
+    let env = crate::relay::Env {
+        metrics: metrics.clone(),
+        ..Default::default()
+    };
+    let relay = tokio::spawn(crate::relay::run_with(cfg, relay_cancel.clone(), env));
 
     if a.cycles == 0 {
         println!("running until Ctrl-C");

@@ -106,8 +106,9 @@ impl SelfMetrics {
         })
     }
 
-    /// The metric families, as a source would return them.
-    pub fn families(&self) -> Vec<Family> {
+    /// The metric families, as a source would return them; `now_ms` (wall clock) dates the
+    /// queue ages.
+    pub fn families(&self, now_ms: i64) -> Vec<Family> {
         let one = |k: &str, v: &str| Labels::from_pairs([(k, v)]).expect("constant label name");
         self.with(|i| {
             let mut up = Family::new(
@@ -164,7 +165,7 @@ impl SelfMetrics {
                 MetricType::Counter,
                 "Corrupt or torn records found in the sink's disk queue.",
             );
-            let now = crate::model::now_ms();
+            let now = now_ms;
             for (name, s) in &i.sinks {
                 let l = one("sink", name);
                 sent.push(l.clone(), s.sent as f64);

@@ -103,7 +103,7 @@ async fn queue_is_bounded_and_drops_oldest_while_receiver_is_down() {
         (metrics.dropped_total("rw") > 0).then_some(())
     })
     .await;
-    let fams = metrics.families();
+    let fams = metrics.families(pushrelay::clock::system_now_ms());
     let queue = fams
         .iter()
         .find(|f| f.name == "pushrelay_queue_samples")

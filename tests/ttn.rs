@@ -44,8 +44,9 @@ fn build_source(toml_text: &str, state_dir: &Path) -> Box<dyn Source> {
         state_dir: state_dir.to_path_buf(),
         persist: true,
         check_all: false,
+        clock: Default::default(),
     };
-    pushrelay::sources::build(&cfg.sources[0], &ctx).unwrap()
+    cfg.sources[0].build(&ctx).unwrap()
 }
 
 fn text(f: &[Family]) -> String {

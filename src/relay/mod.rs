@@ -5,17 +5,47 @@ pub mod prepare;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::clock::WallClock;
 use crate::config::{host_name, Config, SELF_JOB};
-use crate::model::{now_ms, Snapshot};
+use crate::model::Snapshot;
 use crate::self_metrics::SelfMetrics;
-use crate::sinks::Sink;
+use crate::sinks::{Sink, SinkContext};
 use crate::sources::{self, Source, SourceError};
 use prepare::Preparer;
+
+/// What the running relay shares with every part, besides the configuration.
+#[derive(Clone, Default)]
+pub struct Env {
+    /// The relay's own metrics, counted by every part.
+    pub metrics: Arc<SelfMetrics>,
+    /// Wall-clock time for sample timestamps and ages.
+    pub clock: WallClock,
+}
+
+impl Env {
+    fn sink_context(&self, state_dir: Option<&std::path::Path>) -> SinkContext {
+        SinkContext {
+            metrics: self.metrics.clone(),
+            state_dir: state_dir.map(|d| d.to_path_buf()),
+            clock: self.clock.clone(),
+        }
+    }
+
+    fn build_sinks(
+        &self,
+        cfg: &Config,
+        state_dir: Option<&std::path::Path>,
+    ) -> anyhow::Result<Vec<Arc<dyn Sink>>> {
+        let ctx = self.sink_context(state_dir);
+        cfg.sinks.iter().map(|s| s.build(&ctx)).collect()
+    }
+}
 
 /// The latest prepared snapshot of each source, for `GET /metrics`.
 type LastSnapshots = Arc<Mutex<BTreeMap<String, Arc<Snapshot>>>>;
@@ -24,10 +54,11 @@ type LastSnapshots = Arc<Mutex<BTreeMap<String, Arc<Snapshot>>>>;
 async fn poll(
     source: &mut dyn Source,
     prep: &mut Preparer,
+    clock: &WallClock,
 ) -> (Snapshot, Option<SourceError>, f64) {
-    let started_ms = now_ms();
+    let started_ms = clock.now_ms();
     let t0 = Instant::now();
-    let timeout = source.timeout();
+    let timeout = source.meta().timeout;
     let result = match tokio::time::timeout(timeout, source.collect()).await {
         Ok(r) => r,
         Err(_) => Err(SourceError::Timeout(timeout)),
@@ -59,27 +90,43 @@ pub enum OneShot {
     Inspect { check_all: bool },
 }
 
-/// Polls every configured source once, concurrently.
+/// Polls every configured source once, concurrently. A push-shaped source is started and
+/// given until its `timeout` to become ready (its first message) before it is read.
 pub async fn poll_all_once(cfg: &Config, mode: OneShot) -> anyhow::Result<Vec<PollResult>> {
+    poll_all_once_with(cfg, mode, &Env::default()).await
+}
+
+async fn poll_all_once_with(
+    cfg: &Config,
+    mode: OneShot,
+    env: &Env,
+) -> anyhow::Result<Vec<PollResult>> {
     let mut set = tokio::task::JoinSet::new();
     let check_all = matches!(mode, OneShot::Inspect { check_all: true });
     let ctx = sources::BuildContext {
         state_dir: cfg.relay.state_dir.clone(),
         persist: mode == OneShot::Push,
         check_all,
+        clock: env.clock.clone(),
     };
+    // Ends the background work of push-shaped sources when the one-shot poll is done.
+    let stop = CancellationToken::new();
     for (i, sc) in cfg.sources.iter().enumerate() {
-        let mut source = sources::build(sc, &ctx)?;
+        let mut source = sc.build(&ctx)?;
         let mut prep = Preparer::new(
-            source.name(),
-            source.instance(),
+            &source.meta().name,
+            &source.meta().instance,
             &cfg.relay.external_labels,
             true,
         );
+        let clock = env.clock.clone();
+        let stop = stop.clone();
         set.spawn(async move {
-            let (snapshot, err, secs) = poll(source.as_mut(), &mut prep).await;
+            source.start(stop.child_token());
+            let _ = tokio::time::timeout(source.meta().timeout, source.ready()).await;
+            let (snapshot, err, secs) = poll(source.as_mut(), &mut prep, &clock).await;
             let r = PollResult {
-                source: source.name().to_string(),
+                source: source.meta().name.clone(),
                 snapshot,
                 error: err.map(|e| e.to_string()),
                 duration_seconds: secs,
@@ -92,6 +139,7 @@ pub async fn poll_all_once(cfg: &Config, mode: OneShot) -> anyhow::Result<Vec<Po
     while let Some(r) = set.join_next().await {
         out.push(r?);
     }
+    stop.cancel();
     out.sort_by_key(|(i, _)| *i);
     Ok(out.into_iter().map(|(_, r)| r).collect())
 }
@@ -104,13 +152,10 @@ pub struct OnceReport {
 
 /// One poll of every source and one push to every sink.
 pub async fn once(cfg: &Config) -> anyhow::Result<OnceReport> {
-    let metrics = Arc::new(SelfMetrics::default());
-    let sinks = cfg
-        .sinks
-        .iter()
-        .map(|s| Sink::build(s, metrics.clone(), None))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let results = poll_all_once(cfg, OneShot::Push).await?;
+    let env = Env::default();
+    let metrics = &env.metrics;
+    let sinks = env.build_sinks(cfg, None)?;
+    let results = poll_all_once_with(cfg, OneShot::Push, &env).await?;
     let mut failures = Vec::new();
     let mut samples = 0;
     for r in results {
@@ -124,11 +169,7 @@ pub async fn once(cfg: &Config) -> anyhow::Result<OnceReport> {
             s.submit(snap.clone());
         }
     }
-    let selfsnap = Arc::new(self_snapshot(
-        &metrics,
-        &cfg.relay.external_labels,
-        &mut None,
-    ));
+    let selfsnap = Arc::new(self_snapshot(&env, &cfg.relay.external_labels, &mut None));
     for s in &sinks {
         s.submit(selfsnap.clone());
     }
@@ -142,39 +183,35 @@ pub async fn once(cfg: &Config) -> anyhow::Result<OnceReport> {
 
 /// The relay's own metrics as a snapshot of job `pushrelay`.
 fn self_snapshot(
-    metrics: &SelfMetrics,
+    env: &Env,
     external: &crate::model::Labels,
     prep: &mut Option<Preparer>,
 ) -> Snapshot {
     let prep = prep.get_or_insert_with(|| Preparer::new(SELF_JOB, &host_name(), external, false));
-    prep.prepare(Some(metrics.families()), now_ms(), 0.0)
+    let now = env.clock.now_ms();
+    prep.prepare(Some(env.metrics.families(now)), now, 0.0)
 }
 
 /// Runs the daemon until `cancel` fires: polls every source on its interval and pushes to every
 /// sink; then gives sinks up to `shutdown_timeout` to deliver what they hold.
 pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
-    run_with_metrics(cfg, cancel, Arc::new(SelfMetrics::default())).await
+    run_with(cfg, cancel, Env::default()).await
 }
 
-/// [`run`] with a caller-owned [`SelfMetrics`] (the demo reads it to show what was sent).
-pub async fn run_with_metrics(
-    cfg: Config,
-    cancel: CancellationToken,
-    metrics: Arc<SelfMetrics>,
-) -> anyhow::Result<()> {
-    let sinks = cfg
-        .sinks
-        .iter()
-        .map(|s| Sink::build(s, metrics.clone(), Some(&cfg.relay.state_dir)))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+/// [`run`] with a caller-owned [`Env`] (the demo reads its metrics to show what was sent;
+/// tests give it a clock they move).
+pub async fn run_with(cfg: Config, cancel: CancellationToken, env: Env) -> anyhow::Result<()> {
+    let metrics = env.metrics.clone();
+    let sinks = env.build_sinks(&cfg, Some(&cfg.relay.state_dir))?;
     let mut sources_built = Vec::new();
     let ctx = sources::BuildContext {
         state_dir: cfg.relay.state_dir.clone(),
         persist: true,
         check_all: false,
+        clock: env.clock.clone(),
     };
     for sc in &cfg.sources {
-        sources_built.push(sources::build(sc, &ctx)?);
+        sources_built.push(sc.build(&ctx)?);
     }
     let last: LastSnapshots = Arc::default();
 
@@ -196,7 +233,7 @@ pub async fn run_with_metrics(
             listener,
             cancel.clone(),
             last.clone(),
-            metrics.clone(),
+            env.clone(),
             cfg.relay.external_labels.clone(),
         ));
     }
@@ -206,17 +243,14 @@ pub async fn run_with_metrics(
         let cancel = cancel.clone();
         let last = last.clone();
         let metrics = metrics.clone();
-        let mut prep = Preparer::new(
-            source.name(),
-            source.instance(),
-            &cfg.relay.external_labels,
-            true,
-        );
+        let clock = env.clock.clone();
+        let meta = source.meta().clone();
+        let mut prep = Preparer::new(&meta.name, &meta.instance, &cfg.relay.external_labels, true);
         // Spread the first polls over a short window so sources do not all fire at once.
-        let offset = source.interval().min(Duration::from_secs(2)) * i as u32 / n_sources as u32;
+        let offset = meta.interval.min(Duration::from_secs(2)) * i as u32 / n_sources as u32;
+        source.start(cancel.child_token());
         tasks.spawn(async move {
-            let mut tick =
-                tokio::time::interval_at(tokio::time::Instant::now() + offset, source.interval());
+            let mut tick = tokio::time::interval_at(Instant::now() + offset, meta.interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut was_up = true;
             loop {
@@ -225,14 +259,14 @@ pub async fn run_with_metrics(
                     _ = cancel.cancelled() => return,
                 }
                 let (snap, err, secs) = tokio::select! {
-                    r = poll(source.as_mut(), &mut prep) => r,
+                    r = poll(source.as_mut(), &mut prep, &clock) => r,
                     _ = cancel.cancelled() => return,
                 };
-                metrics.source_polled(source.name(), err.is_none(), secs);
+                metrics.source_polled(&meta.name, err.is_none(), secs);
                 match (&err, was_up) {
-                    (Some(e), true) => tracing::warn!(source = %source.name(), "source down: {e}"),
-                    (Some(e), false) => tracing::debug!(source = %source.name(), "still down: {e}"),
-                    (None, false) => tracing::info!(source = %source.name(), "source up again"),
+                    (Some(e), true) => tracing::warn!(source = %meta.name, "source down: {e}"),
+                    (Some(e), false) => tracing::debug!(source = %meta.name, "still down: {e}"),
+                    (None, false) => tracing::info!(source = %meta.name, "source up again"),
                     (None, true) => {}
                 }
                 was_up = err.is_none();
@@ -242,7 +276,7 @@ pub async fn run_with_metrics(
                 }
                 last.lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert(source.name().to_string(), snap);
+                    .insert(meta.name.clone(), snap);
             }
         });
     }
@@ -250,19 +284,19 @@ pub async fn run_with_metrics(
         // The relay's own metrics, on the relay's interval.
         let sinks = sinks.clone();
         let cancel = cancel.clone();
-        let metrics = metrics.clone();
+        let env = env.clone();
         let external = cfg.relay.external_labels.clone();
         let every = cfg.relay.interval;
         tasks.spawn(async move {
             let mut prep = None;
-            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            let mut tick = tokio::time::interval_at(Instant::now() + every, every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
                     _ = cancel.cancelled() => return,
                 }
-                let snap = Arc::new(self_snapshot(&metrics, &external, &mut prep));
+                let snap = Arc::new(self_snapshot(&env, &external, &mut prep));
                 for s in &sinks {
                     s.submit(snap.clone());
                 }
@@ -289,7 +323,7 @@ pub async fn run_with_metrics(
         tracing::warn!("shutdown deadline reached; abandoning sends still in flight");
     }
     for s in &sinks {
-        let _ = tokio::time::timeout(Duration::from_secs(5), s.on_shutdown()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.shutdown()).await;
     }
     tracing::info!("stopped");
     Ok(())
@@ -301,13 +335,13 @@ async fn serve_metrics(
     listener: tokio::net::TcpListener,
     cancel: CancellationToken,
     last: LastSnapshots,
-    metrics: Arc<SelfMetrics>,
+    env: Env,
     external: crate::model::Labels,
 ) {
     use crate::http::server::{response, serve};
     serve(listener, cancel, move |req| {
         let last = last.clone();
-        let metrics = metrics.clone();
+        let env = env.clone();
         let external = external.clone();
         async move {
             match (req.method().as_str(), req.uri().path()) {
@@ -318,7 +352,7 @@ async fn serve_metrics(
                         .values()
                         .cloned()
                         .collect();
-                    let own = self_snapshot(&metrics, &external, &mut None);
+                    let own = self_snapshot(&env, &external, &mut None);
                     let fams = merge_families(
                         snaps
                             .iter()

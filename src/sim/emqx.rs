@@ -52,7 +52,7 @@ pub struct SimClient {
 impl SimClient {
     /// A connected clean-session client that publishes one message per tick.
     pub fn new(id: &str) -> SimClient {
-        let now = crate::model::now_ms();
+        let now = crate::clock::system_now_ms();
         SimClient {
             id: id.to_string(),
             username: Some(format!("user-{id}")),
@@ -248,7 +248,7 @@ impl EmqxSim {
     /// `connected_at`, the same `created_at` for a persistent session (a clean one is new).
     pub fn reconnect(&self, id: &str) {
         self.with_client(id, |c| {
-            let now = crate::model::now_ms().max(c.connected_at_ms + 1);
+            let now = crate::clock::system_now_ms().max(c.connected_at_ms + 1);
             c.counters.clear();
             c.connected = true;
             c.connected_at_ms = now;
@@ -268,7 +268,7 @@ impl EmqxSim {
         } else {
             let c = &mut s.clients[i];
             c.connected = false;
-            c.disconnected_at_ms = Some(crate::model::now_ms());
+            c.disconnected_at_ms = Some(crate::clock::system_now_ms());
         }
     }
 

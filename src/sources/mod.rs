@@ -9,19 +9,19 @@ pub mod linkhub;
 pub mod scrape;
 pub mod ttn;
 
-use std::future::Future;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::config::SourceConfig;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::WallClock;
+use crate::config::Component;
 use crate::model::Family;
 
-/// A boxed future, so sources can be kept as trait objects.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::BoxFuture;
 
 /// Why one collection failed. The source is reported down (`up 0`) and polled again next time.
 #[derive(Debug, thiserror::Error)]
@@ -36,17 +36,53 @@ pub enum SourceError {
     Timeout(Duration),
 }
 
-/// Something the relay polls.
-pub trait Source: Send {
+/// What every source has: the `job`/`instance` of its series and its schedule.
+#[derive(Debug, Clone)]
+pub struct SourceMeta {
     /// The configured name: the `job` label of its series.
-    fn name(&self) -> &str;
+    pub name: String,
     /// The `instance` label: the `host:port` it polls.
-    fn instance(&self) -> &str;
-    /// How often to poll.
-    fn interval(&self) -> Duration;
+    pub instance: String,
+    /// How often the relay collects it.
+    pub interval: Duration,
     /// The longest one collection may take.
-    fn timeout(&self) -> Duration;
-    /// Polls once.
+    pub timeout: Duration,
+}
+
+impl SourceMeta {
+    /// For a source that polls `url`: its `instance` is the URL's `host:port`.
+    pub fn for_url(name: &str, url: &reqwest::Url, interval: Duration, timeout: Duration) -> Self {
+        SourceMeta {
+            name: name.to_string(),
+            instance: instance_of(url),
+            interval,
+            timeout,
+        }
+    }
+}
+
+/// Something the relay collects samples from.
+///
+/// A *polled* source does its work in [`Source::collect`]: one round of requests each
+/// interval. A *push-shaped* source (an MQTT subscription, a webhook) receives data on its own
+/// schedule: [`Source::start`] spawns its background task, which keeps an accumulated state
+/// (counters, last values, last-seen times) behind a lock; `collect` then only reads a
+/// snapshot of that state, and fails (`up 0`) while the subscription is down. One-shot
+/// commands (`print`, `check`, `once`) call `start`, then await [`Source::ready`] (bounded by
+/// the source's `timeout`) so they do not report an empty first poll. Either way the relay
+/// does the rest (labels, `up`, staleness) the same.
+pub trait Source: Send {
+    /// Name, `instance`, interval and timeout.
+    fn meta(&self) -> &SourceMeta;
+    /// Starts background work, once, before the first `collect`. The work must end when
+    /// `cancel` fires (and should when the source is dropped). Polled sources do nothing.
+    fn start(&mut self, _cancel: CancellationToken) {}
+    /// Resolves once the source has something worth reporting: a push-shaped source's first
+    /// message or first failure. Polled sources are ready at once.
+    fn ready(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+    /// Polls once (polled), or reads the accumulated state (push-shaped).
     fn collect(&mut self) -> BoxFuture<'_, Result<Vec<Family>, SourceError>>;
     /// A human-readable table of the last poll for `pushrelay check` (`all`: `check --all`),
     /// or `None` for the generic metric/labels/value table.
@@ -65,6 +101,8 @@ pub struct BuildContext {
     pub persist: bool,
     /// `check --all`: the source may fetch rows beyond what it monitors, for its summary.
     pub check_all: bool,
+    /// Wall-clock time for what a source dates itself (last-seen times, `forget_after`).
+    pub clock: WallClock,
 }
 
 impl BuildContext {
@@ -160,14 +198,54 @@ impl StateFile {
     }
 }
 
-/// Builds the source a configuration entry describes.
-pub fn build(cfg: &SourceConfig, ctx: &BuildContext) -> anyhow::Result<Box<dyn Source>> {
-    Ok(match cfg {
-        SourceConfig::Scrape(c) => Box::new(scrape::ScrapeSource::new(c.clone())?),
-        SourceConfig::Ttn(c) => ttn::build(c.clone(), ctx)?,
-        SourceConfig::Emqx(c) => emqx::build(c.clone(), ctx)?,
-        SourceConfig::Linkhub(c) => linkhub::build(c.clone(), ctx)?,
-    })
+/// A source type's validated configuration (its `config.rs`): how to build the source.
+/// Registered in [`crate::config::registry::SOURCE_TYPES`].
+pub trait SourceConfig: Component + Clone {
+    /// How often the relay polls it.
+    fn interval(&self) -> Duration;
+    /// The running source.
+    fn build(&self, ctx: &BuildContext) -> anyhow::Result<Box<dyn Source>>;
+}
+
+/// Any source's configuration, as the relay holds it ([`SourceConfig`] behind a pointer).
+pub trait SourceSpec: std::fmt::Debug + Send + Sync {
+    /// The `type` it was read as.
+    fn type_name(&self) -> &'static str;
+    fn name(&self) -> &str;
+    fn interval(&self) -> Duration;
+    fn build(&self, ctx: &BuildContext) -> anyhow::Result<Box<dyn Source>>;
+    /// Its table as `pushrelay config` prints it.
+    fn printable(&self) -> Result<toml::Table, String>;
+    /// For tests and tools that need the concrete configuration back.
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+impl<C: SourceConfig> SourceSpec for C {
+    fn type_name(&self) -> &'static str {
+        C::TYPE
+    }
+    fn name(&self) -> &str {
+        Component::name(self)
+    }
+    fn interval(&self) -> Duration {
+        SourceConfig::interval(self)
+    }
+    fn build(&self, ctx: &BuildContext) -> anyhow::Result<Box<dyn Source>> {
+        SourceConfig::build(self, ctx)
+    }
+    fn printable(&self) -> Result<toml::Table, String> {
+        crate::config::printable(self)
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+impl dyn SourceSpec {
+    /// The concrete configuration, if it is a `T`.
+    pub fn downcast_ref<T: 'static>(&self) -> Option<&T> {
+        self.as_any().downcast_ref()
+    }
 }
 
 /// `host:port` of a URL, with the scheme's default port when none is given (as Prometheus
@@ -196,6 +274,7 @@ mod tests {
             state_dir: dir.path().to_path_buf(),
             persist,
             check_all: false,
+            clock: WallClock::system(),
         };
         let mut f = ctx(true).state_file("s");
         let path = dir.path().join("sources").join("s.json");
@@ -216,6 +295,7 @@ mod tests {
             state_dir: path.clone(),
             persist: true,
             check_all: false,
+            clock: WallClock::system(),
         };
         let mut b = blocked.state_file("x");
         b.save(&1);

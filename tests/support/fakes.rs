@@ -206,10 +206,10 @@ pub fn start_relay(
     }
     let cancel = CancellationToken::new();
     let metrics = Arc::new(pushrelay::self_metrics::SelfMetrics::default());
-    let h = tokio::spawn(pushrelay::relay::run_with_metrics(
-        cfg,
-        cancel.clone(),
-        metrics.clone(),
-    ));
+    let env = pushrelay::relay::Env {
+        metrics: metrics.clone(),
+        ..Default::default()
+    };
+    let h = tokio::spawn(pushrelay::relay::run_with(cfg, cancel.clone(), env));
     (cancel, h, metrics)
 }

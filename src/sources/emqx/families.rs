@@ -1,7 +1,7 @@
 //! The metric families: emqx-client-monitor 0.3.1's names, help texts, types, labels and flags,
 //! then pushrelay's own additions under the same prefix.
 
-use crate::config::EmqxFlags;
+use super::EmqxFlags;
 use crate::model::{Family, Labels, MetricType};
 
 use super::tracker::Tracked;

@@ -6,20 +6,21 @@
 //! `clientid` (EMQX 5.6+), detected once, and otherwise asks `GET /clients/{id}` per client.
 //! All-clients mode pages `GET /clients` with `page`/`limit` until `hasnext` is false.
 
+pub mod config;
 mod families;
 pub mod object;
 mod table;
 mod tracker;
 
 use std::collections::{BTreeMap, HashSet};
-use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{instance_of, BoxFuture, BuildContext, Source, SourceError, StateFile};
-use crate::config::EmqxConfig;
+use super::{BoxFuture, BuildContext, Source, SourceError, SourceMeta, StateFile};
+use crate::clock::WallClock;
 use crate::http::{body_excerpt, client};
-use crate::model::{now_ms, Family};
+use crate::model::Family;
+pub use config::{EmqxClient, EmqxConfig, EmqxFlags};
 use object::ClientObject;
 use tracker::Saved;
 
@@ -34,11 +35,6 @@ const BODY_LIMIT: u64 = 64 << 20;
 /// A client id no broker has: the second id of the multi-`clientid` probe.
 const PROBE_ID: &str = "pushrelay-multi-clientid-probe-\u{2400}";
 
-/// Builds the source.
-pub fn build(cfg: EmqxConfig, ctx: &BuildContext) -> anyhow::Result<Box<dyn Source>> {
-    Ok(Box::new(EmqxSource::new(cfg, ctx)?))
-}
-
 /// How the last poll ended, so a wrong key is reported once per change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
@@ -51,7 +47,10 @@ pub struct EmqxSource {
     cfg: EmqxConfig,
     /// The API base, always ending in `/api/v5`.
     api: reqwest::Url,
-    instance: String,
+    /// Name, `instance`, interval and timeout.
+    meta: SourceMeta,
+    /// Dates last-seen times and `forget_after`.
+    clock: WallClock,
     client: reqwest::Client,
     state_file: StateFile,
     /// Carried state: last-known values, offsets, last-seen times.
@@ -90,7 +89,8 @@ impl EmqxSource {
         let saved: Saved = state_file.load().unwrap_or_default();
         Ok(EmqxSource {
             api: api_base(&cfg.url),
-            instance: instance_of(&cfg.url),
+            meta: SourceMeta::for_url(&cfg.name, &cfg.url, cfg.interval, cfg.timeout),
+            clock: ctx.clock.clone(),
             client: client::build(&cfg.http)?,
             state_file,
             saved,
@@ -325,7 +325,7 @@ impl EmqxSource {
             });
         }
         // Nothing above changed the carried state: a failed or timed-out poll leaves it as it was.
-        let now = now_ms();
+        let now = self.clock.now_ms();
         self.apply(fetched, now);
         self.state_file.save(&self.saved);
         Ok(self.families())
@@ -400,23 +400,14 @@ fn error_code(body: &[u8]) -> Option<String> {
 }
 
 impl Source for EmqxSource {
-    fn name(&self) -> &str {
-        &self.cfg.name
-    }
-    fn instance(&self) -> &str {
-        &self.instance
-    }
-    fn interval(&self) -> Duration {
-        self.cfg.interval
-    }
-    fn timeout(&self) -> Duration {
-        self.cfg.timeout
+    fn meta(&self) -> &SourceMeta {
+        &self.meta
     }
     fn collect(&mut self) -> BoxFuture<'_, Result<Vec<Family>, SourceError>> {
         Box::pin(self.poll())
     }
     fn check_summary(&self, all: bool) -> Option<String> {
-        let now = now_ms() as f64 / 1000.0;
+        let now = self.clock.now_seconds();
         if self.outcome != Outcome::Fine {
             return Some("no answer from the EMQX API\n".into());
         }

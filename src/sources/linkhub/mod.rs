@@ -8,19 +8,19 @@
 //! fresh login on models that log in). The count of cell changes is carried in the source's
 //! state file so it survives restarts.
 
+pub mod config;
 mod reading;
 mod rpc;
 mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::{instance_of, BoxFuture, BuildContext, Source, SourceError, StateFile};
-use crate::config::LinkhubConfig;
+use super::{BoxFuture, BuildContext, Source, SourceError, SourceMeta, StateFile};
 use crate::model::Family;
+pub use config::LinkhubConfig;
 use reading::Reading;
 use rpc::{CallError, Reply, Rpc};
 
@@ -45,7 +45,8 @@ struct Carried {
 
 pub struct LinkhubSource {
     cfg: LinkhubConfig,
-    instance: String,
+    /// Name, `instance`, interval and timeout.
+    meta: SourceMeta,
     rpc: Rpc,
     state_file: StateFile,
     carried: Carried,
@@ -61,11 +62,6 @@ pub struct LinkhubSource {
     last: Option<Reading>,
 }
 
-/// Builds the source.
-pub fn build(cfg: LinkhubConfig, ctx: &BuildContext) -> anyhow::Result<Box<dyn Source>> {
-    Ok(Box::new(LinkhubSource::new(cfg, ctx)?))
-}
-
 impl LinkhubSource {
     pub fn new(cfg: LinkhubConfig, ctx: &BuildContext) -> anyhow::Result<LinkhubSource> {
         if cfg.request_key.is_none() {
@@ -78,7 +74,7 @@ impl LinkhubSource {
         let state_file = ctx.state_file(&cfg.name);
         let carried = state_file.load().unwrap_or_default();
         Ok(LinkhubSource {
-            instance: instance_of(&cfg.url),
+            meta: SourceMeta::for_url(&cfg.name, &cfg.url, cfg.interval, cfg.timeout),
             rpc: Rpc::new(&cfg.url, &cfg.http)?,
             state_file,
             carried,
@@ -225,17 +221,8 @@ impl LinkhubSource {
 }
 
 impl Source for LinkhubSource {
-    fn name(&self) -> &str {
-        &self.cfg.name
-    }
-    fn instance(&self) -> &str {
-        &self.instance
-    }
-    fn interval(&self) -> Duration {
-        self.cfg.interval
-    }
-    fn timeout(&self) -> Duration {
-        self.cfg.timeout
+    fn meta(&self) -> &SourceMeta {
+        &self.meta
     }
     fn collect(&mut self) -> BoxFuture<'_, Result<Vec<Family>, SourceError>> {
         Box::pin(self.poll())

@@ -8,6 +8,7 @@
 //! See docs/ttn.md for the choices.
 
 pub mod api;
+pub mod config;
 pub mod metrics;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -17,11 +18,12 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use reqwest::{Method, StatusCode, Url};
 use serde::{Deserialize, Serialize};
 
-use super::{instance_of, BoxFuture, BuildContext, Source, SourceError, StateFile};
-use crate::config::{redact_url, TtnConfig};
+use super::{BoxFuture, BuildContext, Source, SourceError, SourceMeta, StateFile};
+use crate::config::redact_url;
 use crate::http::client;
 use crate::model::Family;
 use api::{ApiError, GatewayInfo, Stats};
+pub use config::TtnConfig;
 use metrics::{Conn, GatewayView};
 
 /// What the list and single-gateway GETs ask the Identity Server for.
@@ -38,11 +40,6 @@ const BODY_LIMIT: u64 = 16 << 20;
 const MAX_PACE: Duration = Duration::from_millis(200);
 /// Ports that belong to a gateway protocol, not to the HTTP API, in a `gateway_server_address`.
 const GATEWAY_PORTS: [u16; 8] = [1700, 1881, 1882, 1883, 1887, 8881, 8882, 8887];
-
-/// Builds the source.
-pub fn build(cfg: TtnConfig, ctx: &BuildContext) -> anyhow::Result<Box<dyn Source>> {
-    Ok(Box::new(TtnSource::new(cfg, ctx)?))
-}
 
 /// State carried across restarts in `state_dir/sources/<name>.json`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -134,7 +131,10 @@ impl Problems {
 
 pub struct TtnSource {
     cfg: TtnConfig,
-    instance: String,
+    /// Name, `instance`, interval and timeout.
+    meta: SourceMeta,
+    /// Dates last-seen times.
+    clock: crate::clock::WallClock,
     client: reqwest::Client,
     /// `Bearer <api_key>`, marked sensitive so it is never printed.
     auth: HeaderValue,
@@ -167,7 +167,8 @@ impl TtnSource {
         let state_file = ctx.state_file(&cfg.name);
         let carried = state_file.load().unwrap_or_default();
         Ok(TtnSource {
-            instance: instance_of(&cfg.url),
+            meta: SourceMeta::for_url(&cfg.name, &cfg.url, cfg.interval, cfg.timeout),
+            clock: ctx.clock.clone(),
             client: client::build(&cfg.http)?,
             auth,
             state_file,
@@ -181,10 +182,6 @@ impl TtnSource {
             rediscover_soon: false,
             cfg,
         })
-    }
-
-    fn name_(&self) -> &str {
-        &self.cfg.name
     }
 
     /// `url` joined with path segments (each percent-encoded).
@@ -763,23 +760,14 @@ impl TtnSource {
 }
 
 impl Source for TtnSource {
-    fn name(&self) -> &str {
-        self.name_()
-    }
-    fn instance(&self) -> &str {
-        &self.instance
-    }
-    fn interval(&self) -> Duration {
-        self.cfg.interval
-    }
-    fn timeout(&self) -> Duration {
-        self.cfg.timeout
+    fn meta(&self) -> &SourceMeta {
+        &self.meta
     }
     fn collect(&mut self) -> BoxFuture<'_, Result<Vec<Family>, SourceError>> {
         Box::pin(self.cycle())
     }
     fn check_summary(&self, _all: bool) -> Option<String> {
-        let now = crate::model::now_ms() as f64 / 1000.0;
+        let now = self.clock.now_seconds();
         Some(metrics::check_table(&self.last, now))
     }
 }

@@ -1,20 +1,21 @@
 //! The scrape source: fetches a Prometheus text exposition endpoint, like a Prometheus scrape.
 
-use std::time::Duration;
+pub mod config;
 
 use reqwest::header::ACCEPT;
 
-use super::{instance_of, BoxFuture, Source, SourceError};
-use crate::config::ScrapeConfig;
+use super::{BoxFuture, Source, SourceError, SourceMeta};
 use crate::http::{body_excerpt, client};
 use crate::model::Family;
+pub use config::ScrapeConfig;
 
 /// What Prometheus asks for when it wants the text format.
 const ACCEPT_TEXT: &str = "text/plain;version=0.0.4;q=1,*/*;q=0.1";
 
 pub struct ScrapeSource {
     cfg: ScrapeConfig,
-    instance: String,
+    /// Name, `instance`, interval and timeout.
+    meta: SourceMeta,
     /// One client per target, so the connection is reused between scrapes.
     client: reqwest::Client,
 }
@@ -22,7 +23,7 @@ pub struct ScrapeSource {
 impl ScrapeSource {
     pub fn new(cfg: ScrapeConfig) -> anyhow::Result<ScrapeSource> {
         Ok(ScrapeSource {
-            instance: instance_of(&cfg.url),
+            meta: SourceMeta::for_url(&cfg.name, &cfg.url, cfg.interval, cfg.timeout),
             client: client::build(&cfg.http)?,
             cfg,
         })
@@ -60,17 +61,8 @@ impl ScrapeSource {
 }
 
 impl Source for ScrapeSource {
-    fn name(&self) -> &str {
-        &self.cfg.name
-    }
-    fn instance(&self) -> &str {
-        &self.instance
-    }
-    fn interval(&self) -> Duration {
-        self.cfg.interval
-    }
-    fn timeout(&self) -> Duration {
-        self.cfg.timeout
+    fn meta(&self) -> &SourceMeta {
+        &self.meta
     }
     fn collect(&mut self) -> BoxFuture<'_, Result<Vec<Family>, SourceError>> {
         Box::pin(self.scrape())

@@ -1,29 +1,51 @@
 //! The remote-write 1.0 sink: batches samples per series, queues encoded batches, and sends
 //! them oldest first with rate limits, retries and backoff.
 //!
-//! Two tasks per sink: the batcher seals the pending batch when it is full or `batch_wait` old;
-//! the sender delivers the queue's front batch, retrying 5xx/429/network errors forever (with
-//! backoff, honouring `Retry-After`) and dropping batches a receiver refuses with another 4xx.
+//! One task per sink, running three futures that share the sink's state: the batcher seals
+//! the pending batch when it is full or `batch_wait` old; the sender delivers the queue's
+//! front batch, retrying 5xx/429/network errors forever (with backoff, honouring
+//! `Retry-After`) and dropping batches a receiver refuses with another 4xx; the fsync timer
+//! makes appended batches durable on the configured interval.
+
+pub mod config;
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use backon::Retryable;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{human, now_seconds, send_classified, SendError};
+pub use config::{BufferConfig, RateLimit, RemoteWriteConfig};
+
+use super::send::{retrying, send_classified, Backoff, SendError, Undeliverable};
+use super::{human, Sink, SinkConfig, SinkContext};
 use crate::buffer::{DiskQueue, DiskQueueOptions, Fsync, MemoryQueue, Queue};
-use crate::config::{redact_url, RemoteWriteConfig};
+use crate::clock::WallClock;
+use crate::config::redact_url;
 use crate::http::client;
 use crate::model::{stale_nan, Snapshot};
 use crate::self_metrics::SelfMetrics;
 use crate::wire::remote_write::{self as rw, BatchBuilder, EncodedBatch};
+use crate::BoxFuture;
+
+impl SinkConfig for RemoteWriteConfig {
+    /// The queue lives durably in `<state_dir>/<sink name>/`, or in memory without a
+    /// `state_dir` (one-shot commands).
+    fn build(&self, ctx: &SinkContext) -> anyhow::Result<Arc<dyn Sink>> {
+        let dir = ctx.state_dir.as_ref().map(|d| d.join(&self.name));
+        Ok(Arc::new(RemoteWriteSink::new(
+            self.clone(),
+            ctx,
+            dir.as_deref(),
+        )?))
+    }
+}
 
 /// How often a family's metadata is sent again (receivers keep it in memory only).
 const METADATA_REFRESH: Duration = Duration::from_secs(600);
@@ -32,6 +54,7 @@ pub struct RemoteWriteSink {
     cfg: RemoteWriteConfig,
     client: reqwest::Client,
     metrics: Arc<SelfMetrics>,
+    clock: WallClock,
     state: Mutex<State>,
     /// Wakes the batcher when a batch starts filling.
     batch_started: Notify,
@@ -59,7 +82,7 @@ impl RemoteWriteSink {
     /// A sink whose queue lives in `queue_dir` (durable), or in memory when `None` (`once`).
     pub fn new(
         cfg: RemoteWriteConfig,
-        metrics: Arc<SelfMetrics>,
+        ctx: &SinkContext,
         queue_dir: Option<&std::path::Path>,
     ) -> anyhow::Result<Self> {
         let queue: Box<dyn Queue> = match queue_dir {
@@ -95,7 +118,8 @@ impl RemoteWriteSink {
                 metadata_sent: HashMap::new(),
             }),
             cfg,
-            metrics,
+            metrics: ctx.metrics.clone(),
+            clock: ctx.clock.clone(),
             batch_started: Notify::new(),
             queued: Notify::new(),
             appended: Notify::new(),
@@ -105,18 +129,13 @@ impl RemoteWriteSink {
         })
     }
 
-    pub fn name(&self) -> &str {
-        &self.cfg.name
-    }
-
     fn lock(&self) -> MutexGuard<'_, State> {
         // Poisoning means a panic elsewhere; the queue itself is still consistent.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds a snapshot's samples (and stale markers) to the pending batch, sealing it each time
-    /// it reaches `max_samples_per_send`.
-    pub fn submit(&self, snap: &Snapshot) {
+    /// See [`Sink::submit`].
+    fn add(&self, snap: &Snapshot) {
         let mut st = self.lock();
         let now = Instant::now();
         for fam in &snap.families {
@@ -183,8 +202,7 @@ impl RemoteWriteSink {
     /// The oldest queued batch, after dropping what is older than `buffer.max_age`.
     fn next_batch(&self) -> Option<(u64, EncodedBatch)> {
         let mut st = self.lock();
-        let cutoff = crate::model::now_ms() - self.cfg.buffer.max_age.as_millis() as i64;
-        let old = st.queue.drop_older_than(cutoff);
+        let old = st.queue.drop_older_than(self.max_age_cutoff());
         if old > 0 {
             self.metrics.dropped(&self.cfg.name, "too_old", old as u64);
             tracing::warn!(
@@ -200,13 +218,13 @@ impl RemoteWriteSink {
 
     /// Runs batcher and sender until `cancel`; then seals what is pending and keeps sending
     /// until the queue is empty (the caller bounds how long).
-    pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+    async fn run_tasks(self: Arc<Self>, cancel: CancellationToken) {
         let batcher = async {
             loop {
                 let since = self.lock().pending_since;
                 match since {
                     Some(t) => tokio::select! {
-                        _ = tokio::time::sleep_until((t + self.cfg.batch_wait).into()) => {
+                        _ = tokio::time::sleep_until(t + self.cfg.batch_wait) => {
                             let mut st = self.lock();
                             if st.pending_since == Some(t) {
                                 self.seal(&mut st);
@@ -241,51 +259,75 @@ impl RemoteWriteSink {
                 }
             }
         };
-        tokio::join!(batcher, self.send_loop(), syncer);
+        tokio::join!(batcher, self.send_loop(&cancel), syncer);
         self.lock().queue.sync(true);
     }
 
-    async fn send_loop(&self) {
-        let mut outage: Option<Outage> = None;
-        loop {
-            let front = self.next_batch();
-            let Some((id, batch)) = front else {
-                if let Some(o) = outage.take().filter(|o| o.back_at.is_some()) {
-                    tracing::info!(
-                        sink = %self.cfg.name,
-                        "back online after {}; sent {} samples queued during the outage",
-                        human(o.back_at.unwrap_or(o.since) - o.since),
-                        o.sent_since_back
-                    );
-                }
-                if self.closed.load(Ordering::SeqCst) {
-                    return;
-                }
-                self.queued.notified().await;
-                continue;
-            };
-            self.rate_limit(batch.samples).await;
-            let result = self.deliver(&batch, &mut outage).await;
-            self.account(&batch, result);
-            if let Some(o) = outage.as_mut() {
-                if o.back_at.is_none() {
-                    o.back_at = Some(Instant::now());
-                }
-                o.sent_since_back += batch.samples as u64;
-            }
-            let mut st = self.lock();
-            st.queue.commit(id);
-            self.publish(&mut st);
+    /// The oldest sample timestamp a batch may hold and still be sent.
+    fn max_age_cutoff(&self) -> i64 {
+        self.clock.now_ms() - self.cfg.buffer.max_age.as_millis() as i64
+    }
+
+    fn backoff(&self) -> Backoff {
+        Backoff {
+            min: self.cfg.min_backoff,
+            max: self.cfg.max_backoff,
         }
     }
 
+    async fn send_loop(&self, cancel: &CancellationToken) {
+        let mut outage: Option<Outage> = None;
+        loop {
+            if self.send_front(cancel, &mut outage).await.is_some() {
+                continue;
+            }
+            if let Some(o) = outage.take().filter(|o| o.back_at.is_some()) {
+                tracing::info!(
+                    sink = %self.cfg.name,
+                    "back online after {}; sent {} samples queued during the outage",
+                    human(o.back_at.unwrap_or(o.since) - o.since),
+                    o.sent_since_back
+                );
+            }
+            if self.closed.load(Ordering::SeqCst) {
+                return;
+            }
+            self.queued.notified().await;
+        }
+    }
+
+    /// Sends the queue's front batch until it is delivered or refused for good, counts the
+    /// outcome and removes it from the queue; `None` when the queue is empty.
+    async fn send_front(
+        &self,
+        cancel: &CancellationToken,
+        outage: &mut Option<Outage>,
+    ) -> Option<(usize, Result<(), Undeliverable>)> {
+        let (id, batch) = self.next_batch()?;
+        self.rate_limit(batch.samples).await;
+        let result = self.deliver(&batch, cancel, outage).await;
+        self.account(&batch, &result);
+        if let Some(o) = outage.as_mut() {
+            if o.back_at.is_none() {
+                o.back_at = Some(Instant::now());
+            }
+            o.sent_since_back += batch.samples as u64;
+        }
+        let mut st = self.lock();
+        st.queue.commit(id);
+        self.publish(&mut st);
+        Some((batch.samples, result))
+    }
+
     /// Counts a finished send; a refused batch gets its one log line here.
-    fn account(&self, batch: &EncodedBatch, result: Result<(), SendError>) {
+    fn account(&self, batch: &EncodedBatch, result: &Result<(), Undeliverable>) {
         match result {
-            Ok(()) => self
-                .metrics
-                .sent(&self.cfg.name, batch.samples as u64, now_seconds()),
-            Err(SendError::Rejected { status, body }) => {
+            Ok(()) => self.metrics.sent(
+                &self.cfg.name,
+                batch.samples as u64,
+                self.clock.now_seconds(),
+            ),
+            Err(Undeliverable::Rejected { status, body }) => {
                 self.metrics
                     .dropped(&self.cfg.name, "rejected", batch.samples as u64);
                 tracing::warn!(
@@ -294,7 +336,7 @@ impl RemoteWriteSink {
                     batch.samples
                 );
             }
-            Err(SendError::Expired) => {
+            Err(Undeliverable::Expired) => {
                 self.metrics
                     .dropped(&self.cfg.name, "too_old", batch.samples as u64);
                 tracing::warn!(
@@ -303,11 +345,6 @@ impl RemoteWriteSink {
                     batch.samples,
                     human(self.cfg.buffer.max_age)
                 );
-            }
-            Err(SendError::Retryable { reason, .. }) => {
-                self.metrics
-                    .dropped(&self.cfg.name, "retries_exhausted", batch.samples as u64);
-                tracing::warn!(sink = %self.cfg.name, "gave up on a batch of {} samples: {reason}", batch.samples);
             }
         }
     }
@@ -323,21 +360,20 @@ impl RemoteWriteSink {
         }
     }
 
-    /// Sends one batch, retrying retryable failures forever with exponential backoff and
-    /// jitter, honouring `Retry-After`.
+    /// Sends one batch, retrying retryable failures forever (see [`retrying`]); the first
+    /// retry of an outage logs the one `offline` line.
     async fn deliver(
         &self,
         batch: &EncodedBatch,
+        cancel: &CancellationToken,
         outage: &mut Option<Outage>,
-    ) -> Result<(), SendError> {
-        let backoff = super::backoff(self.cfg.min_backoff, self.cfg.max_backoff);
+    ) -> Result<(), Undeliverable> {
         let name = &self.cfg.name;
-        (|| self.send_once(batch))
-            .retry(backoff)
-            .sleep(tokio::time::sleep)
-            .when(SendError::is_retryable)
-            .adjust(|e, d| d.map(|d| e.retry_after().unwrap_or(d)))
-            .notify(|e, _| {
+        retrying(
+            self.backoff(),
+            cancel,
+            || self.send_once(batch),
+            |e| {
                 self.metrics.retried(name);
                 if outage.as_ref().is_none_or(|o| o.back_at.is_some()) {
                     let queued = self.lock().queue.samples();
@@ -352,15 +388,15 @@ impl RemoteWriteSink {
                         sent_since_back: 0,
                     });
                 }
-            })
-            .await
+            },
+        )
+        .await
     }
 
     async fn send_once(&self, batch: &EncodedBatch) -> Result<(), SendError> {
         // Checked on every attempt: a batch can age past max_age while an outage is retried.
-        let cutoff = crate::model::now_ms() - self.cfg.buffer.max_age.as_millis() as i64;
-        if batch.oldest_ms < cutoff {
-            return Err(SendError::Expired);
+        if batch.oldest_ms < self.max_age_cutoff() {
+            return Err(Undeliverable::Expired.into());
         }
         let req = self
             .client
@@ -373,27 +409,19 @@ impl RemoteWriteSink {
     }
 
     /// Seals the pending batch and sends the whole queue, retrying until `deadline`.
-    pub async fn flush(&self, deadline: Duration) -> Result<u64, String> {
+    async fn flush_queue(&self, deadline: Duration) -> Result<u64, String> {
         self.seal(&mut self.lock());
         let mut sent = 0u64;
         let mut outage = None;
+        let never = CancellationToken::new();
         let work = async {
-            loop {
-                let Some((id, batch)) = self.next_batch() else {
-                    return Ok(());
-                };
-                self.rate_limit(batch.samples).await;
-                let r = self.deliver(&batch, &mut outage).await;
-                let failed = r.as_ref().err().map(|e| e.to_string());
-                self.account(&batch, r);
-                self.lock().queue.commit(id);
-                match failed {
-                    None => sent += batch.samples as u64,
-                    Some(e) => {
-                        return Err(format!("receiver refused {} samples: {e}", batch.samples))
-                    }
+            while let Some((samples, r)) = self.send_front(&never, &mut outage).await {
+                match r {
+                    Ok(()) => sent += samples as u64,
+                    Err(e) => return Err(format!("receiver refused {samples} samples: {e}")),
                 }
             }
+            Ok(())
         };
         match tokio::time::timeout(deadline, work).await {
             Ok(Ok(())) => Ok(sent),
@@ -404,6 +432,26 @@ impl RemoteWriteSink {
                 self.lock().queue.samples()
             )),
         }
+    }
+}
+
+impl Sink for RemoteWriteSink {
+    fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    /// Adds a snapshot's samples (and stale markers) to the pending batch, sealing it each
+    /// time it reaches `max_samples_per_send`.
+    fn submit(&self, snap: Arc<Snapshot>) {
+        self.add(&snap);
+    }
+
+    fn run(self: Arc<Self>, cancel: CancellationToken) -> BoxFuture<'static, ()> {
+        Box::pin(self.run_tasks(cancel))
+    }
+
+    fn flush(&self, deadline: Duration) -> BoxFuture<'_, Result<u64, String>> {
+        Box::pin(self.flush_queue(deadline))
     }
 }
 

@@ -1,0 +1,327 @@
+//! What reading a file needs: positions for errors, `${ENV}` expansion, secrets from the
+//! value or a `*_file`, URLs and names; [`Section`] is the same for one `[[source]]` or
+//! `[[sink]]` table, so a component's validation names its keys without repeating the prefix.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::de::DeValue;
+use toml::Spanned;
+
+use super::{ConfigError, RelayConfig, Secret};
+
+/// One file being read: its text (for positions), its name and the environment.
+pub struct Ctx<'a> {
+    pub(super) text: &'a str,
+    pub(super) file: &'a str,
+    pub(super) env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// Deserializes one spanned TOML value, keeping positions for errors.
+pub(super) fn de_value<'de, T: Deserialize<'de>>(
+    v: &Spanned<DeValue<'de>>,
+) -> Result<T, toml::de::Error> {
+    T::deserialize(toml::de::ValueDeserializer::from(v.clone()))
+}
+
+impl Ctx<'_> {
+    /// An error at `span` of the file.
+    pub(super) fn at(
+        &self,
+        span: Range<usize>,
+        key: &str,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        let (line, column) = line_col(self.text, span.start);
+        ConfigError::At {
+            file: self.file.to_string(),
+            line,
+            column,
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// An error about `key` with no better position.
+    pub(super) fn key_err(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Key {
+            file: self.file.to_string(),
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// Turns a TOML/serde error into a located error naming the key it is about.
+    pub(super) fn toml_error(&self, e: &toml::de::Error) -> ConfigError {
+        let message = e.message().trim().to_string();
+        match e.span() {
+            Some(span) => {
+                let key = key_at(self.text, span.start, &message);
+                self.at(span, &key, message)
+            }
+            None => self.key_err("(file)", message),
+        }
+    }
+
+    /// Replaces `${VAR}` with the environment's value; a missing variable is an error located
+    /// at its reference. `$$` stands for a literal `$`.
+    pub(super) fn expand(
+        &self,
+        s: &str,
+        key: &str,
+        near: Option<Range<usize>>,
+    ) -> Result<String, ConfigError> {
+        let mut out = String::with_capacity(s.len());
+        let mut rest = s;
+        while let Some(i) = rest.find('$') {
+            out.push_str(&rest[..i]);
+            let after = &rest[i + 1..];
+            if let Some(stripped) = after.strip_prefix('$') {
+                out.push('$');
+                rest = stripped;
+            } else if let Some(body) = after.strip_prefix('{') {
+                let end = body.find('}').ok_or_else(|| {
+                    self.locate(s, key, near.clone(), "unclosed ${ in value".to_string())
+                })?;
+                let var = &body[..end];
+                if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return Err(self.locate(
+                        &format!("${{{var}}}"),
+                        key,
+                        near,
+                        format!("invalid environment variable name {var:?}"),
+                    ));
+                }
+                match (self.env)(var) {
+                    Some(v) => out.push_str(&v),
+                    None => {
+                        return Err(self.locate(
+                            &format!("${{{var}}}"),
+                            key,
+                            near,
+                            format!("environment variable {var} is not set"),
+                        ))
+                    }
+                }
+                rest = &body[end + 1..];
+            } else {
+                out.push('$');
+                rest = after;
+            }
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    /// Locates `needle` in the file (searching from `near` if known) for an error message.
+    pub(super) fn locate(
+        &self,
+        needle: &str,
+        key: &str,
+        near: Option<Range<usize>>,
+        message: String,
+    ) -> ConfigError {
+        let from = near.map(|r| r.start).unwrap_or(0);
+        let pos = self.text[from.min(self.text.len())..]
+            .find(needle)
+            .map(|p| p + from)
+            .or_else(|| self.text.find(needle));
+        match pos {
+            Some(p) => self.at(p..p + needle.len(), key, message),
+            None => self.key_err(key, message),
+        }
+    }
+
+    /// Resolves a secret given inline (possibly as `${VAR}`) or as a `*_file` path.
+    fn secret(
+        &self,
+        inline: Option<&str>,
+        file: Option<&Path>,
+        key: &str,
+        near: Option<Range<usize>>,
+    ) -> Result<Option<Secret>, ConfigError> {
+        match (inline, file) {
+            (Some(_), Some(_)) => {
+                Err(self.key_err(key, format!("give either {key} or {key}_file, not both")))
+            }
+            (Some(s), None) => Ok(Some(Secret::new(self.expand(s, key, near)?))),
+            (None, Some(p)) => {
+                let p = PathBuf::from(self.expand(&p.to_string_lossy(), key, near)?);
+                let s = std::fs::read_to_string(&p).map_err(|e| {
+                    self.key_err(
+                        &format!("{key}_file"),
+                        format!("cannot read {}: {e}", p.display()),
+                    )
+                })?;
+                Ok(Some(Secret::new(s.trim_end_matches(['\n', '\r']))))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
+    fn url(&self, s: &str, key: &str, span: Range<usize>) -> Result<reqwest::Url, ConfigError> {
+        let expanded = self.expand(s, key, Some(span.clone()))?;
+        let u = reqwest::Url::parse(&expanded)
+            .map_err(|e| self.at(span.clone(), key, format!("invalid URL: {e}")))?;
+        if u.scheme() != "http" && u.scheme() != "https" {
+            return Err(self.at(span, key, "URL must start with http:// or https://"));
+        }
+        if u.host_str().is_none() {
+            return Err(self.at(span, key, "URL has no host"));
+        }
+        Ok(u)
+    }
+
+    /// Source and sink names become label values and URL path parts: keep them plain.
+    pub(super) fn check_name(
+        &self,
+        name: &str,
+        prefix: &str,
+        span: Range<usize>,
+    ) -> Result<(), ConfigError> {
+        let ok = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
+        if ok {
+            Ok(())
+        } else {
+            Err(self.locate(
+                &format!("\"{name}\""),
+                &format!("{prefix}.name"),
+                Some(span),
+                format!("invalid name {name:?}: use letters, digits, '_', '-' and '.'"),
+            ))
+        }
+    }
+}
+
+/// One `[[source]]` or `[[sink]]` table being validated: its keys are named
+/// `<section>.<name>.<key>` in errors, and positions are searched from its table.
+pub struct Section<'a> {
+    pub(super) ctx: &'a Ctx<'a>,
+    /// `source.<name>` or `sink.<name>`.
+    pub(super) prefix: String,
+    pub(super) span: Range<usize>,
+    /// The component's `name`.
+    pub name: String,
+    /// The `[relay]` section, validated first, for defaults such as the poll interval.
+    pub relay: &'a RelayConfig,
+}
+
+impl Section<'_> {
+    /// The full name of key `sub` of this table, as errors show it.
+    pub fn key(&self, sub: &str) -> String {
+        format!("{}.{sub}", self.prefix)
+    }
+
+    /// `${VAR}` expanded in the value of key `sub`.
+    pub fn expand(&self, value: &str, sub: &str) -> Result<String, ConfigError> {
+        self.ctx
+            .expand(value, &self.key(sub), Some(self.span.clone()))
+    }
+
+    /// An optional secret: key `sub` (inline or `${VAR}`) or `sub_file`, not both.
+    pub fn secret(
+        &self,
+        inline: Option<&str>,
+        file: Option<&Path>,
+        sub: &str,
+    ) -> Result<Option<Secret>, ConfigError> {
+        self.ctx
+            .secret(inline, file, &self.key(sub), Some(self.span.clone()))
+    }
+
+    /// [`Section::secret`] for a secret that must be given: `missing` is the error when
+    /// neither is.
+    pub fn required_secret(
+        &self,
+        inline: Option<&str>,
+        file: Option<&Path>,
+        sub: &str,
+        missing: &str,
+    ) -> Result<Secret, ConfigError> {
+        self.secret(inline, file, sub)?
+            .ok_or_else(|| self.error(sub, missing))
+    }
+
+    /// An `http://` or `https://` URL with a host, from key `sub`.
+    pub fn url(&self, value: &str, sub: &str) -> Result<reqwest::Url, ConfigError> {
+        self.ctx.url(value, &self.key(sub), self.span.clone())
+    }
+
+    /// An error about key `sub`.
+    pub fn error(&self, sub: &str, message: impl Into<String>) -> ConfigError {
+        self.ctx.key_err(&self.key(sub), message)
+    }
+
+    /// An error about the table as a whole.
+    pub fn error_here(&self, message: impl Into<String>) -> ConfigError {
+        self.ctx.key_err(&self.prefix, message)
+    }
+
+    /// An error about key `sub`, located where `needle` is written in this table.
+    pub fn error_at_text(
+        &self,
+        needle: &str,
+        sub: &str,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        self.ctx.locate(
+            needle,
+            &self.key(sub),
+            Some(self.span.clone()),
+            message.into(),
+        )
+    }
+}
+
+/// 1-based line and column (in characters) of byte offset `pos` in `text`.
+pub fn line_col(text: &str, pos: usize) -> (usize, usize) {
+    let pos = pos.min(text.len());
+    let before = &text[..pos];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    (line, text[line_start..pos].chars().count() + 1)
+}
+
+/// Names the key an error at byte `pos` is about: the table header in force plus the key on
+/// that line (or the unknown field the message names).
+fn key_at(text: &str, pos: usize, message: &str) -> String {
+    let pos = pos.min(text.len());
+    let line_start = text[..pos].rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let line_end = text[pos..]
+        .find('\n')
+        .map(|i| i + pos)
+        .unwrap_or(text.len());
+    let line = &text[line_start..line_end];
+    let mut table = String::new();
+    for l in text[..line_start].lines().rev() {
+        let t = l.trim();
+        if t.starts_with('[') {
+            table = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+            break;
+        }
+    }
+    let mut key = if line.trim_start().starts_with('[') {
+        line.trim()
+            .trim_matches(|c| c == '[' || c == ']')
+            .trim()
+            .to_string()
+    } else {
+        line.split('=').next().unwrap_or("").trim().to_string()
+    };
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        if let Some(end) = rest.find('`') {
+            key = rest[..end].to_string();
+        }
+    }
+    match (table.is_empty(), key.is_empty()) {
+        (true, true) => "(top level)".to_string(),
+        (true, false) => key,
+        (false, true) => table,
+        (false, false) if key == table => key,
+        (false, false) => format!("{table}.{key}"),
+    }
+}

@@ -1,0 +1,114 @@
+//! The one table of component types. A source or sink is its own folder, with a `config.rs`
+//! that implements [`Component`] (and [`SourceConfig`](crate::sources::SourceConfig) or
+//! [`SinkConfig`](crate::sinks::SinkConfig)); registering it is one line in [`SOURCE_TYPES`]
+//! or [`SINK_TYPES`]. Reading the file dispatches each `[[source]]`/`[[sink]]` on its `type`
+//! through these tables, so nothing else in `config` knows the components.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use toml::de::DeValue;
+use toml::Spanned;
+
+use super::reader::de_value;
+use super::{ConfigError, Section};
+use crate::sinks::{SinkConfig, SinkSpec};
+use crate::sources::{SourceConfig, SourceSpec};
+
+/// Every source type, by its `type` name.
+pub const SOURCE_TYPES: &[ComponentType<dyn SourceSpec>] = &[
+    ComponentType::source::<crate::sources::scrape::ScrapeConfig>(),
+    ComponentType::source::<crate::sources::ttn::TtnConfig>(),
+    ComponentType::source::<crate::sources::emqx::EmqxConfig>(),
+    ComponentType::source::<crate::sources::linkhub::LinkhubConfig>(),
+];
+
+/// Every sink type, by its `type` name.
+pub const SINK_TYPES: &[ComponentType<dyn SinkSpec>] = &[
+    ComponentType::sink::<crate::sinks::remote_write::RemoteWriteConfig>(),
+    ComponentType::sink::<crate::sinks::pushgateway::PushgatewayConfig>(),
+];
+
+/// A component's validated configuration, read from its table in two stages: serde into
+/// [`Component::Raw`] (the file's shape, denying unknown keys), then [`Component::validate`].
+pub trait Component: Serialize + fmt::Debug + Send + Sync + Sized + 'static {
+    /// The `type = "..."` value that selects it.
+    const TYPE: &'static str;
+    /// The table as written (`#[serde(deny_unknown_fields)]`, including `type` and `name`).
+    type Raw: DeserializeOwned + 'static;
+    /// Checks what serde cannot and resolves secrets; `section` names keys in errors and
+    /// gives the component's `name` (already checked) and the `[relay]` defaults.
+    fn validate(raw: Self::Raw, section: &Section<'_>) -> Result<Self, ConfigError>;
+    /// The configured name.
+    fn name(&self) -> &str;
+}
+
+/// The table as `pushrelay config` prints it: `type` first, then the component's fields.
+pub fn printable<C: Component>(c: &C) -> Result<toml::Table, String> {
+    let mut t = toml::Table::new();
+    t.insert("type".into(), toml::Value::String(C::TYPE.into()));
+    t.extend(toml::Table::try_from(c).map_err(|e| e.to_string())?);
+    Ok(t)
+}
+
+/// Stage one of a table: the raw struct, type-erased until stage two.
+type ParseFn = fn(&Spanned<DeValue<'_>>) -> Result<Box<dyn Any>, toml::de::Error>;
+
+/// Stage two: the raw struct checked and turned into the component's configuration.
+type ValidateFn<S> = fn(Box<dyn Any>, &Section<'_>) -> Result<Arc<S>, ConfigError>;
+
+/// One entry of a table: a `type` name and its two reading stages.
+pub struct ComponentType<S: ?Sized + 'static> {
+    pub name: &'static str,
+    pub(super) parse: ParseFn,
+    pub(super) validate: ValidateFn<S>,
+}
+
+impl ComponentType<dyn SourceSpec> {
+    pub const fn source<C: SourceConfig>() -> Self {
+        ComponentType {
+            name: C::TYPE,
+            parse: parse_raw::<C::Raw>,
+            validate: validate_source::<C>,
+        }
+    }
+}
+
+impl ComponentType<dyn SinkSpec> {
+    pub const fn sink<C: SinkConfig>() -> Self {
+        ComponentType {
+            name: C::TYPE,
+            parse: parse_raw::<C::Raw>,
+            validate: validate_sink::<C>,
+        }
+    }
+}
+
+fn parse_raw<R: DeserializeOwned + 'static>(
+    v: &Spanned<DeValue<'_>>,
+) -> Result<Box<dyn Any>, toml::de::Error> {
+    Ok(Box::new(de_value::<R>(v)?))
+}
+
+fn validated<C: Component>(raw: Box<dyn Any>, section: &Section<'_>) -> Result<C, ConfigError> {
+    // The same entry's `parse` made it, so it is this type.
+    let raw = raw.downcast::<C::Raw>().expect("raw table of this type");
+    C::validate(*raw, section)
+}
+
+fn validate_source<C: SourceConfig>(
+    raw: Box<dyn Any>,
+    section: &Section<'_>,
+) -> Result<Arc<dyn SourceSpec>, ConfigError> {
+    Ok(Arc::new(validated::<C>(raw, section)?))
+}
+
+fn validate_sink<C: SinkConfig>(
+    raw: Box<dyn Any>,
+    section: &Section<'_>,
+) -> Result<Arc<dyn SinkSpec>, ConfigError> {
+    Ok(Arc::new(validated::<C>(raw, section)?))
+}

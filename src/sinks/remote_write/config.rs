@@ -1,0 +1,197 @@
+//! `type = "remote_write"`: the table of a remote-write sink, raw and validated, with its
+//! queue's bounds and sync policy.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::buffer::Fsync;
+use crate::config::units::{de_duration_opt, de_size_opt, parse_duration, ser_duration, ser_url};
+use crate::config::{Component, ConfigError, HttpConfig, RawBasicAuth, RawHttp, RawTls, Section};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RemoteWriteConfig {
+    pub name: String,
+    #[serde(serialize_with = "ser_url")]
+    pub url: reqwest::Url,
+    #[serde(flatten)]
+    pub http: HttpConfig,
+    pub max_samples_per_send: usize,
+    #[serde(serialize_with = "ser_duration")]
+    pub batch_wait: Duration,
+    pub rate_limit: RateLimit,
+    /// Bound of the queue in samples; the oldest batches go first when it is full.
+    pub max_queued_samples: usize,
+    /// The durable queue's bounds and sync policy.
+    pub buffer: BufferConfig,
+    #[serde(serialize_with = "ser_duration")]
+    pub min_backoff: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub max_backoff: Duration,
+}
+
+/// `buffer = { max_bytes, max_age, fsync }` of a remote-write sink.
+#[derive(Debug, Clone, Serialize)]
+pub struct BufferConfig {
+    /// Bytes the queue may take on disk; over it the oldest batches are dropped.
+    pub max_bytes: u64,
+    /// Batches whose oldest sample is older than this are dropped before sending.
+    #[serde(serialize_with = "ser_duration")]
+    pub max_age: Duration,
+    /// `"always"` or an interval.
+    #[serde(serialize_with = "ser_fsync")]
+    pub fsync: Fsync,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct RateLimit {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests_per_second: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub samples_per_second: Option<u32>,
+}
+
+fn ser_fsync<S: Serializer>(f: &Fsync, s: S) -> Result<S::Ok, S::Error> {
+    match f {
+        Fsync::Always => s.serialize_str("always"),
+        Fsync::Every(d) => ser_duration(d, s),
+    }
+}
+
+fn de_fsync_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Fsync>, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.trim() == "always" {
+        return Ok(Some(Fsync::Always));
+    }
+    parse_duration(&s)
+        .map(|d| Some(Fsync::Every(d)))
+        .map_err(|e| serde::de::Error::custom(format!("{e}, or \"always\"")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRemoteWrite {
+    #[serde(rename = "type")]
+    _type: String,
+    name: String,
+    url: String,
+    basic_auth: Option<RawBasicAuth>,
+    bearer_token: Option<String>,
+    bearer_token_file: Option<PathBuf>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    max_samples_per_send: Option<usize>,
+    #[serde(default, deserialize_with = "de_duration_opt")]
+    batch_wait: Option<Duration>,
+    rate_limit: Option<RawRateLimit>,
+    tls: Option<RawTls>,
+    #[serde(default, deserialize_with = "de_duration_opt")]
+    timeout: Option<Duration>,
+    max_queued_samples: Option<usize>,
+    buffer: Option<RawBuffer>,
+    #[serde(default, deserialize_with = "de_duration_opt")]
+    min_backoff: Option<Duration>,
+    #[serde(default, deserialize_with = "de_duration_opt")]
+    max_backoff: Option<Duration>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBuffer {
+    #[serde(default, deserialize_with = "de_size_opt")]
+    max_bytes: Option<u64>,
+    #[serde(default, deserialize_with = "de_duration_opt")]
+    max_age: Option<Duration>,
+    #[serde(default, deserialize_with = "de_fsync_opt")]
+    fsync: Option<Fsync>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRateLimit {
+    requests_per_second: Option<f64>,
+    samples_per_second: Option<u32>,
+}
+
+impl Component for RemoteWriteConfig {
+    const TYPE: &'static str = "remote_write";
+    type Raw = RawRemoteWrite;
+
+    fn validate(s: RawRemoteWrite, sec: &Section<'_>) -> Result<Self, ConfigError> {
+        let max_samples_per_send = s.max_samples_per_send.unwrap_or(2000);
+        if max_samples_per_send == 0 {
+            return Err(sec.error("max_samples_per_send", "must be at least 1"));
+        }
+        let rate_limit = match s.rate_limit {
+            Some(r) => {
+                if r.requests_per_second
+                    .is_some_and(|v| !(v > 0.0 && v.is_finite()))
+                {
+                    return Err(sec.error(
+                        "rate_limit.requests_per_second",
+                        "must be greater than zero",
+                    ));
+                }
+                if r.samples_per_second == Some(0) {
+                    return Err(
+                        sec.error("rate_limit.samples_per_second", "must be greater than zero")
+                    );
+                }
+                RateLimit {
+                    requests_per_second: r.requests_per_second,
+                    samples_per_second: r.samples_per_second,
+                }
+            }
+            None => RateLimit::default(),
+        };
+        let timeout = s.timeout.unwrap_or(Duration::from_secs(30));
+        Ok(RemoteWriteConfig {
+            url: sec.url(&s.url, "url")?,
+            http: sec.http(
+                RawHttp {
+                    basic_auth: s.basic_auth,
+                    bearer_token: s.bearer_token,
+                    bearer_token_file: s.bearer_token_file,
+                    headers: s.headers,
+                    tls: s.tls,
+                },
+                timeout,
+                &[
+                    "content-encoding",
+                    "content-type",
+                    "content-length",
+                    "x-prometheus-remote-write-version",
+                    "user-agent",
+                ],
+            )?,
+            max_samples_per_send,
+            batch_wait: s.batch_wait.unwrap_or(Duration::from_secs(5)),
+            rate_limit,
+            max_queued_samples: s
+                .max_queued_samples
+                .unwrap_or(10_000_000)
+                .max(max_samples_per_send),
+            buffer: {
+                let b = s.buffer.as_ref();
+                BufferConfig {
+                    max_bytes: b.and_then(|b| b.max_bytes).unwrap_or(256 << 20),
+                    max_age: b
+                        .and_then(|b| b.max_age)
+                        .unwrap_or(Duration::from_secs(2 * 3600)),
+                    fsync: b
+                        .and_then(|b| b.fsync)
+                        .unwrap_or(Fsync::Every(Duration::from_secs(1))),
+                }
+            },
+            min_backoff: s.min_backoff.unwrap_or(Duration::from_millis(500)),
+            max_backoff: s.max_backoff.unwrap_or(Duration::from_secs(60)),
+            name: s.name,
+        })
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+}

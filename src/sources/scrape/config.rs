@@ -1,0 +1,92 @@
+//! `type = "scrape"`: the table of a scrape source, raw and validated.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::units::{de_duration_opt, de_size_opt, ser_duration, ser_url};
+use crate::config::{Component, ConfigError, HttpConfig, RawBasicAuth, RawHttp, RawTls, Section};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScrapeConfig {
+    pub name: String,
+    #[serde(serialize_with = "ser_url")]
+    pub url: reqwest::Url,
+    #[serde(serialize_with = "ser_duration")]
+    pub interval: Duration,
+    /// Longest one scrape may take (printed once, as the flattened `http.timeout`, which
+    /// holds the same value).
+    #[serde(skip_serializing)]
+    pub timeout: Duration,
+    /// Largest body accepted, in bytes.
+    pub body_size_limit: u64,
+    #[serde(flatten)]
+    pub http: HttpConfig,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScrape {
+    #[serde(rename = "type")]
+    _type: String,
+    name: String,
+    url: String,
+    #[serde(default, deserialize_with = "de_duration_opt")]
+    interval: Option<Duration>,
+    #[serde(default, deserialize_with = "de_duration_opt")]
+    timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "de_size_opt")]
+    body_size_limit: Option<u64>,
+    basic_auth: Option<RawBasicAuth>,
+    bearer_token: Option<String>,
+    bearer_token_file: Option<PathBuf>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    tls: Option<RawTls>,
+}
+
+impl Component for ScrapeConfig {
+    const TYPE: &'static str = "scrape";
+    type Raw = RawScrape;
+
+    fn validate(s: RawScrape, sec: &Section<'_>) -> Result<Self, ConfigError> {
+        let interval = s.interval.unwrap_or(sec.relay.interval);
+        let timeout = s.timeout.unwrap_or(Duration::from_secs(10)).min(interval);
+        Ok(ScrapeConfig {
+            url: sec.url(&s.url, "url")?,
+            interval,
+            timeout,
+            body_size_limit: s.body_size_limit.unwrap_or(16 << 20),
+            http: sec.http(
+                RawHttp {
+                    basic_auth: s.basic_auth,
+                    bearer_token: s.bearer_token,
+                    bearer_token_file: s.bearer_token_file,
+                    headers: s.headers,
+                    tls: s.tls,
+                },
+                timeout,
+                &["accept"],
+            )?,
+            name: s.name,
+        })
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl crate::sources::SourceConfig for ScrapeConfig {
+    fn interval(&self) -> Duration {
+        self.interval
+    }
+    fn build(
+        &self,
+        _ctx: &crate::sources::BuildContext,
+    ) -> anyhow::Result<Box<dyn crate::sources::Source>> {
+        Ok(Box::new(super::ScrapeSource::new(self.clone())?))
+    }
+}
