@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config};
-use crate::relay;
+use crate::{relay, report};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -151,7 +151,7 @@ async fn dispatch_inner(cmd: Command) -> Result<ExitCode, ExitCode> {
         Command::Run(a) => {
             let cfg = load(&a.config)?;
             let cancel = CancellationToken::new();
-            tokio::spawn(cancel_on_signal(cancel.clone()));
+            tokio::spawn(crate::signals::cancel_on_signal(cancel.clone()));
             relay::run(cfg, cancel)
                 .await
                 .map_err(|e| failed(format!("{e:#}")))?;
@@ -193,8 +193,8 @@ async fn dispatch_inner(cmd: Command) -> Result<ExitCode, ExitCode> {
             let results = poll_once(&load(&a.config.config)?, mode).await?;
             for r in &results {
                 match &r.summary {
-                    Some(s) => write_stdout(&source_summary(r, s))?,
-                    None => write_stdout(&check_table(r))?,
+                    Some(s) => write_stdout(&report::source_summary(r, s))?,
+                    None => write_stdout(&report::check_table(r))?,
                 }
             }
             report_failures(&results)
@@ -207,14 +207,22 @@ async fn dispatch_inner(cmd: Command) -> Result<ExitCode, ExitCode> {
             ExitCode::SUCCESS
         }
         #[cfg(feature = "sim")]
-        Command::Demo(a) => crate::demo::run(a).await,
+        Command::Demo(a) => {
+            crate::demo::run(crate::demo::DemoOptions {
+                cycles: a.cycles,
+                interval_secs: a.interval_secs,
+                remote_write_url: a.remote_write_url,
+                basic_auth: a.basic_auth,
+            })
+            .await
+        }
         #[cfg(feature = "sim")]
         Command::Sim { listen, devices } => {
             let l = tokio::net::TcpListener::bind(listen)
                 .await
                 .map_err(|e| failed(format!("cannot listen on {listen}: {e}")))?;
             let cancel = CancellationToken::new();
-            tokio::spawn(cancel_on_signal(cancel.clone()));
+            tokio::spawn(crate::signals::cancel_on_signal(cancel.clone()));
             crate::sim::exposition::serve_exposition(l, cancel, devices).await;
             ExitCode::SUCCESS
         }
@@ -258,128 +266,5 @@ fn report_failures(results: &[relay::PollResult]) -> ExitCode {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
-    }
-}
-
-/// A source's own `check` table under the same heading line as the generic one.
-fn source_summary(r: &relay::PollResult, table: &str) -> String {
-    let status = match &r.error {
-        None => "up".to_string(),
-        Some(e) => format!("DOWN: {e}"),
-    };
-    let mut o = format!(
-        "source {}: {status}, polled in {:.3}s\n{table}",
-        r.source, r.duration_seconds
-    );
-    if !o.ends_with("\n\n") {
-        o.push('\n');
-    }
-    o
-}
-
-/// A human-readable table of one source's poll.
-pub fn check_table(r: &relay::PollResult) -> String {
-    use std::fmt::Write;
-    let mut o = String::new();
-    let status = match &r.error {
-        None => "up".to_string(),
-        Some(e) => format!("DOWN: {e}"),
-    };
-    let samples: Vec<&crate::model::Sample> = r
-        .snapshot
-        .families
-        .iter()
-        .flat_map(|f| &f.samples)
-        .filter(|s| !relay::prepare::is_report_series(&s.name))
-        .collect();
-    let _ = writeln!(
-        o,
-        "source {}: {status}, {} samples in {:.3}s",
-        r.source,
-        samples.len(),
-        r.duration_seconds
-    );
-    if samples.is_empty() {
-        o.push('\n');
-        return o;
-    }
-    let rows: Vec<(String, String, String)> = samples
-        .iter()
-        .map(|s| {
-            let labels: Vec<String> = s
-                .labels
-                .iter()
-                .filter(|(k, _)| *k != "job" && *k != "instance")
-                .map(|(k, v)| format!("{k}={v:?}"))
-                .collect();
-            (s.name.clone(), labels.join(","), format_value(s.value))
-        })
-        .collect();
-    let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(6);
-    let w1 = rows
-        .iter()
-        .map(|r| r.1.chars().count())
-        .max()
-        .unwrap_or(0)
-        .clamp(6, 70);
-    let _ = writeln!(o, "  {:<w0$}  {:<w1$}  VALUE", "METRIC", "LABELS");
-    for (n, l, v) in rows {
-        let l = if l.chars().count() > w1 {
-            let cut: String = l.chars().take(w1 - 1).collect();
-            format!("{cut}…")
-        } else {
-            l
-        };
-        let _ = writeln!(o, "  {n:<w0$}  {l:<w1$}  {v}");
-    }
-    o.push('\n');
-    o
-}
-
-/// A value as a person reads it.
-pub fn format_value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        }
-    } else if v == v.trunc() && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else {
-        format!("{v}")
-    }
-}
-
-/// Cancels `cancel` on SIGTERM or SIGINT; a second signal exits at once.
-pub async fn cancel_on_signal(cancel: CancellationToken) {
-    wait_for_signal().await;
-    tracing::info!("signal received; shutting down (a second signal exits at once)");
-    cancel.cancel();
-    wait_for_signal().await;
-    std::process::exit(130);
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -8,9 +8,22 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{format_value, DemoArgs};
+use crate::report::format_value;
 use crate::self_metrics::SelfMetrics;
 use crate::sim::receiver::{serve_receiver, Received, Store};
+
+/// What `pushrelay demo` was asked for (the command line's `demo` flags).
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Poll cycles to run before exiting; 0 runs until Ctrl-C.
+    pub cycles: u32,
+    /// Seconds between polls.
+    pub interval_secs: u64,
+    /// Push to this remote-write URL instead of the built-in receiver.
+    pub remote_write_url: Option<String>,
+    /// `user:password` for `remote_write_url`.
+    pub basic_auth: Option<String>,
+}
 
 /// A temporary directory removed when dropped (the standard library has none; tempfile is a
 /// dev-dependency only).
@@ -33,7 +46,7 @@ fn q(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
 }
 
-pub async fn run(a: DemoArgs) -> ExitCode {
+pub async fn run(a: DemoOptions) -> ExitCode {
     match run_inner(a).await {
         Ok(code) => code,
         Err(e) => {
@@ -43,7 +56,7 @@ pub async fn run(a: DemoArgs) -> ExitCode {
     }
 }
 
-async fn run_inner(a: DemoArgs) -> anyhow::Result<ExitCode> {
+async fn run_inner(a: DemoOptions) -> anyhow::Result<ExitCode> {
     let cancel = CancellationToken::new();
     let sim = TcpListener::bind("127.0.0.1:0").await?;
     let sim_addr = sim.local_addr()?;
@@ -126,7 +139,7 @@ async fn run_inner(a: DemoArgs) -> anyhow::Result<ExitCode> {
     if a.cycles == 0 {
         println!("running until Ctrl-C");
         let c = relay_cancel.clone();
-        tokio::spawn(crate::cli::cancel_on_signal(c));
+        tokio::spawn(crate::signals::cancel_on_signal(c));
         let mut tick = tokio::time::interval(Duration::from_secs(interval));
         tick.tick().await;
         loop {
@@ -185,7 +198,7 @@ async fn demo_upstreams(
     Ok(v)
 }
 
-fn progress(a: &DemoArgs, store: &Store, metrics: &SelfMetrics) {
+fn progress(a: &DemoOptions, store: &Store, metrics: &SelfMetrics) {
     if a.remote_write_url.is_some() {
         println!(
             "{} samples accepted, {} refused so far",

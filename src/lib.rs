@@ -16,7 +16,8 @@
 //! - [`http`]: client construction, response classification, a tiny server.
 //! - [`self_metrics`]: the relay's own `pushrelay_*` metrics.
 //! - [`clock`]: tokio's clock for deadlines, one injectable wall clock for sample times.
-//! - [`cli`] and [`demo`]: the command line; [`sim`]: simulated upstreams and receiver.
+//! - [`cli`] and [`demo`]: the command line ([`report`]: its tables; [`signals`]: SIGTERM);
+//!   [`sim`]: simulated upstreams and receiver.
 
 pub mod buffer;
 pub mod cli;
@@ -28,7 +29,9 @@ pub mod expfmt;
 pub mod http;
 pub mod model;
 pub mod relay;
+pub mod report;
 pub mod self_metrics;
+pub mod signals;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod sinks;

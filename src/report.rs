@@ -1,0 +1,98 @@
+//! What a person reads of one poll: the `check` tables and values written for humans (used by
+//! `check` and `demo`).
+
+use crate::model::Sample;
+use crate::relay::prepare::is_report_series;
+use crate::relay::PollResult;
+
+/// A source's own `check` table under the same heading line as the generic one.
+pub fn source_summary(r: &PollResult, table: &str) -> String {
+    let status = match &r.error {
+        None => "up".to_string(),
+        Some(e) => format!("DOWN: {e}"),
+    };
+    let mut o = format!(
+        "source {}: {status}, polled in {:.3}s\n{table}",
+        r.source, r.duration_seconds
+    );
+    if !o.ends_with("\n\n") {
+        o.push('\n');
+    }
+    o
+}
+
+/// A human-readable table of one source's poll.
+pub fn check_table(r: &PollResult) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
+    let status = match &r.error {
+        None => "up".to_string(),
+        Some(e) => format!("DOWN: {e}"),
+    };
+    let samples: Vec<&Sample> = r
+        .snapshot
+        .families
+        .iter()
+        .flat_map(|f| &f.samples)
+        .filter(|s| !is_report_series(&s.name))
+        .collect();
+    let _ = writeln!(
+        o,
+        "source {}: {status}, {} samples in {:.3}s",
+        r.source,
+        samples.len(),
+        r.duration_seconds
+    );
+    if samples.is_empty() {
+        o.push('\n');
+        return o;
+    }
+    let rows: Vec<(String, String, String)> = samples
+        .iter()
+        .map(|s| {
+            let labels: Vec<String> = s
+                .labels
+                .iter()
+                .filter(|(k, _)| *k != "job" && *k != "instance")
+                .map(|(k, v)| format!("{k}={v:?}"))
+                .collect();
+            (s.name.clone(), labels.join(","), format_value(s.value))
+        })
+        .collect();
+    let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(6);
+    let w1 = rows
+        .iter()
+        .map(|r| r.1.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(6, 70);
+    let _ = writeln!(o, "  {:<w0$}  {:<w1$}  VALUE", "METRIC", "LABELS");
+    for (n, l, v) in rows {
+        let l = if l.chars().count() > w1 {
+            let cut: String = l.chars().take(w1 - 1).collect();
+            format!("{cut}…")
+        } else {
+            l
+        };
+        let _ = writeln!(o, "  {n:<w0$}  {l:<w1$}  {v}");
+    }
+    o.push('\n');
+    o
+}
+
+/// A value as a person reads it.
+pub fn format_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
+    } else if v == v.trunc() && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
