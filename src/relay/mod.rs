@@ -101,7 +101,6 @@ async fn poll_all_once_with(
     mode: OneShot,
     env: &Env,
 ) -> anyhow::Result<Vec<PollResult>> {
-    let mut set = tokio::task::JoinSet::new();
     let check_all = matches!(mode, OneShot::Inspect { check_all: true });
     let ctx = sources::BuildContext {
         state_dir: cfg.relay.state_dir.clone(),
@@ -109,17 +108,27 @@ async fn poll_all_once_with(
         check_all,
         clock: env.clock.clone(),
     };
+    let built = cfg
+        .sources
+        .iter()
+        .map(|sc| sc.build(&ctx))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    poll_sources_once(built, &cfg.relay.external_labels, &env.clock, check_all).await
+}
+
+/// Polls built sources once, concurrently; results in the sources' order.
+async fn poll_sources_once(
+    built: Vec<Box<dyn Source>>,
+    external: &crate::model::Labels,
+    clock: &WallClock,
+    check_all: bool,
+) -> anyhow::Result<Vec<PollResult>> {
+    let mut set = tokio::task::JoinSet::new();
     // Ends the background work of push-shaped sources when the one-shot poll is done.
     let stop = CancellationToken::new();
-    for (i, sc) in cfg.sources.iter().enumerate() {
-        let mut source = sc.build(&ctx)?;
-        let mut prep = Preparer::new(
-            &source.meta().name,
-            &source.meta().instance,
-            &cfg.relay.external_labels,
-            true,
-        );
-        let clock = env.clock.clone();
+    for (i, mut source) in built.into_iter().enumerate() {
+        let mut prep = Preparer::new(&source.meta().name, &source.meta().instance, external, true);
+        let clock = clock.clone();
         let stop = stop.clone();
         set.spawn(async move {
             source.start(stop.child_token());
@@ -390,4 +399,114 @@ pub fn merge_families<'a>(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Family, Labels, MetricType};
+    use crate::sources::push::Shared;
+    use crate::sources::SourceMeta;
+    use crate::BoxFuture;
+
+    /// A push-shaped source: its background task "receives" one reading after `delay`.
+    struct FakeSubscription {
+        meta: SourceMeta,
+        delay: Duration,
+        shared: Shared<Option<f64>>,
+    }
+
+    impl FakeSubscription {
+        fn new(delay: Duration) -> Self {
+            FakeSubscription {
+                meta: SourceMeta {
+                    name: "sub".into(),
+                    instance: "broker:1883".into(),
+                    interval: Duration::from_secs(60),
+                    timeout: Duration::from_secs(10),
+                },
+                delay,
+                shared: Shared::new(None),
+            }
+        }
+    }
+
+    impl Source for FakeSubscription {
+        fn meta(&self) -> &SourceMeta {
+            &self.meta
+        }
+        fn start(&mut self, cancel: CancellationToken) {
+            let (shared, delay) = (self.shared.clone(), self.delay);
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {
+                        shared.update(|v| *v = Some(21.5));
+                        shared.mark_ready();
+                    }
+                    _ = cancel.cancelled() => {}
+                }
+            });
+        }
+        fn ready(&mut self) -> BoxFuture<'_, ()> {
+            Box::pin(self.shared.ready())
+        }
+        fn collect(&mut self) -> BoxFuture<'_, Result<Vec<Family>, SourceError>> {
+            let v = self.shared.read(|v| *v);
+            Box::pin(async move {
+                let v = v.ok_or_else(|| SourceError::Request("no message yet".into()))?;
+                let mut f = Family::new("temperature", MetricType::Gauge, "");
+                f.push(Labels::new(), v);
+                Ok(vec![f])
+            })
+        }
+    }
+
+    fn value_of(r: &PollResult, name: &str) -> Option<f64> {
+        r.snapshot
+            .families
+            .iter()
+            .flat_map(|f| &f.samples)
+            .find(|s| s.name == name)
+            .map(|s| s.value)
+    }
+
+    /// `print`/`check`/`once` wait for a push-shaped source's first message instead of
+    /// reporting an empty first poll.
+    #[tokio::test(start_paused = true)]
+    async fn one_shot_waits_for_the_first_message() {
+        let clock = WallClock::following_tokio(1_000_000);
+        let r = poll_sources_once(
+            vec![Box::new(FakeSubscription::new(Duration::from_secs(3)))],
+            &Labels::new(),
+            &clock,
+            false,
+        )
+        .await
+        .unwrap();
+        assert_eq!(r[0].error, None);
+        assert_eq!(value_of(&r[0], "temperature"), Some(21.5));
+        assert_eq!(value_of(&r[0], "up"), Some(1.0));
+        // Sample time: when the poll started, after the wait (the clock follows tokio's).
+        assert_eq!(r[0].snapshot.timestamp_ms, 1_003_000);
+    }
+
+    /// ... but only up to the source's timeout: then it is read as it is (here: down).
+    #[tokio::test(start_paused = true)]
+    async fn one_shot_wait_is_bounded_by_the_timeout() {
+        let t0 = tokio::time::Instant::now();
+        let r = poll_sources_once(
+            vec![Box::new(FakeSubscription::new(Duration::from_secs(3600)))],
+            &Labels::new(),
+            &WallClock::following_tokio(0),
+            false,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            r[0].error.as_deref(),
+            Some("request failed: no message yet")
+        );
+        assert_eq!(value_of(&r[0], "up"), Some(0.0));
+        assert_eq!(t0.elapsed(), Duration::from_secs(10));
+    }
 }

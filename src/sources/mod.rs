@@ -2,10 +2,12 @@
 //!
 //! A source only fetches and translates; the relay adds `job`, `instance`, external labels,
 //! `up` and staleness (see [`crate::relay::prepare`]), so every source gets them the same way.
+//! Polled sources do their work in `collect`; push-shaped ones follow [`push`].
 
 pub mod emqx;
 pub mod json;
 pub mod linkhub;
+pub mod push;
 pub mod scrape;
 pub mod ttn;
 
