@@ -49,16 +49,18 @@ pub fn ser_headers<S: Serializer>(h: &[(String, String)], s: S) -> Result<S::Ok,
     }))
 }
 
-/// The HTTP keys of a component's table, as written. Each component's raw struct lists the
-/// keys it accepts (serde cannot deny unknown keys through `flatten`) and hands them over here;
-/// a component without its own auth leaves those `None`.
-#[derive(Default)]
+/// The shared HTTP keys of a component's table, as written. The registry takes them out of the
+/// table before the component's own raw struct reads the rest (serde cannot deny unknown keys
+/// through `flatten`), so only the keys the component accepts ever reach here.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct RawHttp {
-    pub basic_auth: Option<RawBasicAuth>,
-    pub bearer_token: Option<String>,
-    pub bearer_token_file: Option<PathBuf>,
-    pub headers: BTreeMap<String, String>,
-    pub tls: Option<RawTls>,
+    basic_auth: Option<RawBasicAuth>,
+    bearer_token: Option<String>,
+    bearer_token_file: Option<PathBuf>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    tls: Option<RawTls>,
 }
 
 #[derive(Deserialize)]

@@ -29,7 +29,7 @@ use toml::Spanned;
 
 pub use http::{ser_headers, BasicAuth, HttpConfig, RawBasicAuth, RawHttp, RawTls, TlsConfig};
 pub use reader::{line_col, Ctx, Section};
-pub use registry::{printable, Component, ComponentType};
+pub use registry::{printable, Component, ComponentType, HttpKeys};
 pub use secret::{header_looks_secret, redact_url, Secret};
 pub use units::{parse_duration, parse_size};
 
@@ -253,7 +253,7 @@ fn components<S: ?Sized>(
                 ))
             }
         };
-        let raw = (kind.parse)(elem).map_err(|e| ctx.toml_error(&e))?;
+        let raw = (kind.parse)(elem).map_err(|e| ctx.error_at_span(&e.message, e.span))?;
         // Every raw struct has a required string `name`, so stage one checked it is there.
         let name = table
             .get("name")
@@ -427,7 +427,10 @@ delete_on_shutdown = false
         assert_eq!(c.relay.interval, Duration::from_secs(30));
         assert_eq!(c.relay.external_labels.get("site"), Some("home"));
         assert_eq!(c.sources.len(), 1);
-        assert_eq!(c.sources[0].interval(), Duration::from_secs(15));
+        let scrape = c.sources[0]
+            .downcast_ref::<crate::sources::scrape::ScrapeConfig>()
+            .unwrap();
+        assert_eq!(scrape.interval, Duration::from_secs(15));
         let rw = c.sinks[0]
             .downcast_ref::<crate::sinks::remote_write::RemoteWriteConfig>()
             .unwrap();

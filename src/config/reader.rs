@@ -54,8 +54,13 @@ impl Ctx<'_> {
 
     /// Turns a TOML/serde error into a located error naming the key it is about.
     pub(super) fn toml_error(&self, e: &toml::de::Error) -> ConfigError {
-        let message = e.message().trim().to_string();
-        match e.span() {
+        self.error_at_span(e.message(), e.span())
+    }
+
+    /// A located error naming the key at `span` (or the file, without one).
+    pub(super) fn error_at_span(&self, message: &str, span: Option<Range<usize>>) -> ConfigError {
+        let message = message.trim().to_string();
+        match span {
             Some(span) => {
                 let key = key_at(self.text, span.start, &message);
                 self.at(span, &key, message)

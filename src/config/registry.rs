@@ -14,7 +14,7 @@ use toml::de::DeValue;
 use toml::Spanned;
 
 use super::reader::de_value;
-use super::{ConfigError, Section};
+use super::{ConfigError, RawHttp, Section};
 use crate::sinks::{SinkConfig, SinkSpec};
 use crate::sources::{SourceConfig, SourceSpec};
 
@@ -33,17 +33,47 @@ pub const SINK_TYPES: &[ComponentType<dyn SinkSpec>] = &[
 ];
 
 /// A component's validated configuration, read from its table in two stages: serde into
-/// [`Component::Raw`] (the file's shape, denying unknown keys), then [`Component::validate`].
+/// [`Component::Raw`] (the file's shape, denying unknown keys) and [`RawHttp`] (the shared HTTP
+/// keys it accepts, see [`HttpKeys`]), then [`Component::validate`].
 pub trait Component: Serialize + fmt::Debug + Send + Sync + Sized + 'static {
     /// The `type = "..."` value that selects it.
     const TYPE: &'static str;
-    /// The table as written (`#[serde(deny_unknown_fields)]`, including `type` and `name`).
+    /// Which shared HTTP keys its table takes; they are read into the [`RawHttp`] handed to
+    /// `validate`, so `Raw` does not list them.
+    const HTTP: HttpKeys;
+    /// The rest of the table as written (`#[serde(deny_unknown_fields)]`, including `type`
+    /// and `name`).
     type Raw: DeserializeOwned + 'static;
     /// Checks what serde cannot and resolves secrets; `section` names keys in errors and
-    /// gives the component's `name` (already checked) and the `[relay]` defaults.
-    fn validate(raw: Self::Raw, section: &Section<'_>) -> Result<Self, ConfigError>;
+    /// gives the component's `name` (already checked) and the `[relay]` defaults; `http` is
+    /// for [`Section::http`].
+    fn validate(raw: Self::Raw, http: RawHttp, section: &Section<'_>) -> Result<Self, ConfigError>;
     /// The configured name.
     fn name(&self) -> &str;
+}
+
+/// The shared HTTP keys a component's table accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpKeys {
+    /// `headers` and `tls` (the component has its own credentials, e.g. an API key).
+    Transport,
+    /// `headers`, `tls`, `basic_auth`, `bearer_token` and `bearer_token_file`.
+    WithAuth,
+}
+
+impl HttpKeys {
+    fn names(self) -> &'static [&'static str] {
+        match self {
+            HttpKeys::Transport => &["headers", "tls"],
+            HttpKeys::WithAuth => &[
+                "headers",
+                "tls",
+                "basic_auth",
+                "bearer_token",
+                "bearer_token_file",
+            ],
+        }
+    }
 }
 
 /// The table as `pushrelay config` prints it: `type` first, then the component's fields.
@@ -55,7 +85,22 @@ pub fn printable<C: Component>(c: &C) -> Result<toml::Table, String> {
 }
 
 /// Stage one of a table: the raw struct, type-erased until stage two.
-type ParseFn = fn(&Spanned<DeValue<'_>>) -> Result<Box<dyn Any>, toml::de::Error>;
+type ParseFn = fn(&Spanned<DeValue<'_>>) -> Result<Box<dyn Any>, StageOneError>;
+
+/// Why stage one refused a table: serde's message and where.
+pub(super) struct StageOneError {
+    pub message: String,
+    pub span: Option<std::ops::Range<usize>>,
+}
+
+impl From<toml::de::Error> for StageOneError {
+    fn from(e: toml::de::Error) -> Self {
+        StageOneError {
+            message: e.message().to_string(),
+            span: e.span(),
+        }
+    }
+}
 
 /// Stage two: the raw struct checked and turned into the component's configuration.
 type ValidateFn<S> = fn(Box<dyn Any>, &Section<'_>) -> Result<Arc<S>, ConfigError>;
@@ -71,7 +116,7 @@ impl ComponentType<dyn SourceSpec> {
     pub const fn source<C: SourceConfig>() -> Self {
         ComponentType {
             name: C::TYPE,
-            parse: parse_raw::<C::Raw>,
+            parse: parse_raw::<C>,
             validate: validate_source::<C>,
         }
     }
@@ -81,22 +126,44 @@ impl ComponentType<dyn SinkSpec> {
     pub const fn sink<C: SinkConfig>() -> Self {
         ComponentType {
             name: C::TYPE,
-            parse: parse_raw::<C::Raw>,
+            parse: parse_raw::<C>,
             validate: validate_sink::<C>,
         }
     }
 }
 
-fn parse_raw<R: DeserializeOwned + 'static>(
-    v: &Spanned<DeValue<'_>>,
-) -> Result<Box<dyn Any>, toml::de::Error> {
-    Ok(Box::new(de_value::<R>(v)?))
+/// Stage one of one table: the shared HTTP keys (with their positions) into [`RawHttp`], the
+/// rest into `C::Raw`.
+fn parse_raw<C: Component>(v: &Spanned<DeValue<'_>>) -> Result<Box<dyn Any>, StageOneError> {
+    let mut rest = v.clone();
+    let mut http = toml::de::DeTable::new();
+    if let DeValue::Table(t) = rest.get_mut() {
+        for key in C::HTTP.names() {
+            if let Some((k, val)) = t.remove_entry(*key) {
+                http.insert(k, val);
+            }
+        }
+    }
+    let raw = de_value::<C::Raw>(&rest).map_err(|e| {
+        // An unknown key's message lists what the table takes: the shared keys too.
+        let mut e = StageOneError::from(e);
+        if e.message.starts_with("unknown field") && e.message.contains("expected one of") {
+            for key in C::HTTP.names() {
+                e.message.push_str(&format!(", `{key}`"));
+            }
+        }
+        e
+    })?;
+    let http = de_value::<RawHttp>(&Spanned::new(v.span(), DeValue::Table(http)))?;
+    Ok(Box::new((raw, http)))
 }
 
 fn validated<C: Component>(raw: Box<dyn Any>, section: &Section<'_>) -> Result<C, ConfigError> {
     // The same entry's `parse` made it, so it is this type.
-    let raw = raw.downcast::<C::Raw>().expect("raw table of this type");
-    C::validate(*raw, section)
+    let (raw, http) = *raw
+        .downcast::<(C::Raw, RawHttp)>()
+        .expect("raw table of this type");
+    C::validate(raw, http, section)
 }
 
 fn validate_source<C: SourceConfig>(

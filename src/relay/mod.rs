@@ -43,7 +43,14 @@ impl Env {
         state_dir: Option<&std::path::Path>,
     ) -> anyhow::Result<Vec<Arc<dyn Sink>>> {
         let ctx = self.sink_context(state_dir);
-        cfg.sinks.iter().map(|s| s.build(&ctx)).collect()
+        cfg.sinks
+            .iter()
+            .map(|s| {
+                // Its series exist (at zero) from the start.
+                self.metrics.register_sink(s.name());
+                s.build(&ctx)
+            })
+            .collect()
     }
 }
 

@@ -75,7 +75,6 @@ impl<C: SinkConfig> SinkSpec for C {
         Component::name(self)
     }
     fn build(&self, ctx: &SinkContext) -> anyhow::Result<Arc<dyn Sink>> {
-        ctx.metrics.register_sink(Component::name(self));
         SinkConfig::build(self, ctx)
     }
     fn printable(&self) -> Result<toml::Table, String> {

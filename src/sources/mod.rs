@@ -203,8 +203,6 @@ impl StateFile {
 /// A source type's validated configuration (its `config.rs`): how to build the source.
 /// Registered in [`crate::config::registry::SOURCE_TYPES`].
 pub trait SourceConfig: Component + Clone {
-    /// How often the relay polls it.
-    fn interval(&self) -> Duration;
     /// The running source.
     fn build(&self, ctx: &BuildContext) -> anyhow::Result<Box<dyn Source>>;
 }
@@ -214,7 +212,6 @@ pub trait SourceSpec: std::fmt::Debug + Send + Sync {
     /// The `type` it was read as.
     fn type_name(&self) -> &'static str;
     fn name(&self) -> &str;
-    fn interval(&self) -> Duration;
     fn build(&self, ctx: &BuildContext) -> anyhow::Result<Box<dyn Source>>;
     /// Its table as `pushrelay config` prints it.
     fn printable(&self) -> Result<toml::Table, String>;
@@ -228,9 +225,6 @@ impl<C: SourceConfig> SourceSpec for C {
     }
     fn name(&self) -> &str {
         Component::name(self)
-    }
-    fn interval(&self) -> Duration {
-        SourceConfig::interval(self)
     }
     fn build(&self, ctx: &BuildContext) -> anyhow::Result<Box<dyn Source>> {
         SourceConfig::build(self, ctx)

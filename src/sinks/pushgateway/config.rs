@@ -1,15 +1,11 @@
 //! `type = "pushgateway"`: the table of a Pushgateway sink, raw and validated.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::units::{de_duration_opt, ser_duration, ser_url};
-use crate::config::{
-    host_name, Component, ConfigError, HttpConfig, RawBasicAuth, RawHttp, RawTls, Section,
-};
+use crate::config::{host_name, Component, ConfigError, HttpConfig, HttpKeys, RawHttp, Section};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PushgatewayConfig {
@@ -37,12 +33,6 @@ pub struct RawPushgateway {
     relay: Option<String>,
     #[serde(default)]
     delete_on_shutdown: bool,
-    basic_auth: Option<RawBasicAuth>,
-    bearer_token: Option<String>,
-    bearer_token_file: Option<PathBuf>,
-    #[serde(default)]
-    headers: BTreeMap<String, String>,
-    tls: Option<RawTls>,
     #[serde(default, deserialize_with = "de_duration_opt")]
     timeout: Option<Duration>,
     #[serde(default, deserialize_with = "de_duration_opt")]
@@ -53,9 +43,10 @@ pub struct RawPushgateway {
 
 impl Component for PushgatewayConfig {
     const TYPE: &'static str = "pushgateway";
+    const HTTP: HttpKeys = HttpKeys::WithAuth;
     type Raw = RawPushgateway;
 
-    fn validate(s: RawPushgateway, sec: &Section<'_>) -> Result<Self, ConfigError> {
+    fn validate(s: RawPushgateway, http: RawHttp, sec: &Section<'_>) -> Result<Self, ConfigError> {
         let timeout = s.timeout.unwrap_or(Duration::from_secs(30));
         let relay = match s.relay {
             Some(r) => sec.expand(&r, "relay")?,
@@ -69,13 +60,7 @@ impl Component for PushgatewayConfig {
             relay,
             delete_on_shutdown: s.delete_on_shutdown,
             http: sec.http(
-                RawHttp {
-                    basic_auth: s.basic_auth,
-                    bearer_token: s.bearer_token,
-                    bearer_token_file: s.bearer_token_file,
-                    headers: s.headers,
-                    tls: s.tls,
-                },
+                http,
                 timeout,
                 &[
                     "content-encoding",

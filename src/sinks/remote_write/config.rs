@@ -1,15 +1,13 @@
 //! `type = "remote_write"`: the table of a remote-write sink, raw and validated, with its
 //! queue's bounds and sync policy.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::buffer::Fsync;
 use crate::config::units::{de_duration_opt, de_size_opt, parse_duration, ser_duration, ser_url};
-use crate::config::{Component, ConfigError, HttpConfig, RawBasicAuth, RawHttp, RawTls, Section};
+use crate::config::{Component, ConfigError, HttpConfig, HttpKeys, RawHttp, Section};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RemoteWriteConfig {
@@ -77,16 +75,10 @@ pub struct RawRemoteWrite {
     _type: String,
     name: String,
     url: String,
-    basic_auth: Option<RawBasicAuth>,
-    bearer_token: Option<String>,
-    bearer_token_file: Option<PathBuf>,
-    #[serde(default)]
-    headers: BTreeMap<String, String>,
     max_samples_per_send: Option<usize>,
     #[serde(default, deserialize_with = "de_duration_opt")]
     batch_wait: Option<Duration>,
     rate_limit: Option<RawRateLimit>,
-    tls: Option<RawTls>,
     #[serde(default, deserialize_with = "de_duration_opt")]
     timeout: Option<Duration>,
     max_queued_samples: Option<usize>,
@@ -117,9 +109,10 @@ struct RawRateLimit {
 
 impl Component for RemoteWriteConfig {
     const TYPE: &'static str = "remote_write";
+    const HTTP: HttpKeys = HttpKeys::WithAuth;
     type Raw = RawRemoteWrite;
 
-    fn validate(s: RawRemoteWrite, sec: &Section<'_>) -> Result<Self, ConfigError> {
+    fn validate(s: RawRemoteWrite, http: RawHttp, sec: &Section<'_>) -> Result<Self, ConfigError> {
         let max_samples_per_send = s.max_samples_per_send.unwrap_or(2000);
         if max_samples_per_send == 0 {
             return Err(sec.error("max_samples_per_send", "must be at least 1"));
@@ -150,13 +143,7 @@ impl Component for RemoteWriteConfig {
         Ok(RemoteWriteConfig {
             url: sec.url(&s.url, "url")?,
             http: sec.http(
-                RawHttp {
-                    basic_auth: s.basic_auth,
-                    bearer_token: s.bearer_token,
-                    bearer_token_file: s.bearer_token_file,
-                    headers: s.headers,
-                    tls: s.tls,
-                },
+                http,
                 timeout,
                 &[
                     "content-encoding",

@@ -1,14 +1,13 @@
 //! `type = "emqx"`: the table of an EMQX source, raw and validated, with emqx-client-monitor's
 //! flags under their own names and defaults.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::units::{de_duration_opt, ser_duration, ser_url};
-use crate::config::{Component, ConfigError, HttpConfig, RawHttp, RawTls, Secret, Section};
+use crate::config::{Component, ConfigError, HttpConfig, HttpKeys, RawHttp, Secret, Section};
 use crate::sources::{BuildContext, Source, SourceConfig};
 
 /// One monitored EMQX client (`clients = [{ client_id, alias }]`).
@@ -111,16 +110,14 @@ pub struct RawEmqx {
     enable_dates: Option<bool>,
     enable_inflight_metrics: Option<bool>,
     enable_subscription_count: Option<bool>,
-    #[serde(default)]
-    headers: BTreeMap<String, String>,
-    tls: Option<RawTls>,
 }
 
 impl Component for EmqxConfig {
     const TYPE: &'static str = "emqx";
+    const HTTP: HttpKeys = HttpKeys::Transport;
     type Raw = RawEmqx;
 
-    fn validate(s: RawEmqx, sec: &Section<'_>) -> Result<Self, ConfigError> {
+    fn validate(s: RawEmqx, http: RawHttp, sec: &Section<'_>) -> Result<Self, ConfigError> {
         let interval = s.interval.unwrap_or(sec.relay.interval);
         let timeout = s.timeout.unwrap_or(Duration::from_secs(10)).min(interval);
         let api_secret = sec.required_secret(
@@ -173,15 +170,7 @@ impl Component for EmqxConfig {
             forget_after: s.forget_after.unwrap_or(Duration::from_secs(24 * 3600)),
             monotonic_counters: s.monotonic_counters.unwrap_or(true),
             flags,
-            http: sec.http(
-                RawHttp {
-                    headers: s.headers,
-                    tls: s.tls,
-                    ..RawHttp::default()
-                },
-                timeout,
-                &["authorization", "accept"],
-            )?,
+            http: sec.http(http, timeout, &["authorization", "accept"])?,
             name: s.name,
         })
     }
@@ -192,9 +181,6 @@ impl Component for EmqxConfig {
 }
 
 impl SourceConfig for EmqxConfig {
-    fn interval(&self) -> Duration {
-        self.interval
-    }
     fn build(&self, ctx: &BuildContext) -> anyhow::Result<Box<dyn Source>> {
         Ok(Box::new(super::EmqxSource::new(self.clone(), ctx)?))
     }

@@ -1,13 +1,12 @@
 //! `type = "linkhub"`: the table of an Alcatel/TCL router source, raw and validated.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::units::{de_duration_opt, ser_duration, ser_url};
-use crate::config::{Component, ConfigError, HttpConfig, RawHttp, RawTls, Secret, Section};
+use crate::config::{Component, ConfigError, HttpConfig, HttpKeys, RawHttp, Secret, Section};
 use crate::sources::{BuildContext, Source, SourceConfig};
 
 /// `type = "linkhub"`: an Alcatel/TCL 4G router's JSON-RPC web API (see `sources::linkhub`).
@@ -56,16 +55,14 @@ pub struct RawLinkhub {
     timeout: Option<Duration>,
     #[serde(default)]
     compat_names: bool,
-    #[serde(default)]
-    headers: BTreeMap<String, String>,
-    tls: Option<RawTls>,
 }
 
 impl Component for LinkhubConfig {
     const TYPE: &'static str = "linkhub";
+    const HTTP: HttpKeys = HttpKeys::Transport;
     type Raw = RawLinkhub;
 
-    fn validate(s: RawLinkhub, sec: &Section<'_>) -> Result<Self, ConfigError> {
+    fn validate(s: RawLinkhub, http: RawHttp, sec: &Section<'_>) -> Result<Self, ConfigError> {
         let interval = s.interval.unwrap_or(Duration::from_secs(10));
         let timeout = s.timeout.unwrap_or(Duration::from_secs(5)).min(interval);
         let request_key = sec.secret(
@@ -108,11 +105,7 @@ impl Component for LinkhubConfig {
             timeout,
             compat_names: s.compat_names,
             http: sec.http(
-                RawHttp {
-                    headers: s.headers,
-                    tls: s.tls,
-                    ..RawHttp::default()
-                },
+                http,
                 timeout,
                 &[
                     "_tclrequestverificationkey",
@@ -130,9 +123,6 @@ impl Component for LinkhubConfig {
 }
 
 impl SourceConfig for LinkhubConfig {
-    fn interval(&self) -> Duration {
-        self.interval
-    }
     fn build(&self, ctx: &BuildContext) -> anyhow::Result<Box<dyn Source>> {
         Ok(Box::new(super::LinkhubSource::new(self.clone(), ctx)?))
     }

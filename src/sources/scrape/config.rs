@@ -1,13 +1,11 @@
 //! `type = "scrape"`: the table of a scrape source, raw and validated.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::units::{de_duration_opt, de_size_opt, ser_duration, ser_url};
-use crate::config::{Component, ConfigError, HttpConfig, RawBasicAuth, RawHttp, RawTls, Section};
+use crate::config::{Component, ConfigError, HttpConfig, HttpKeys, RawHttp, Section};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ScrapeConfig {
@@ -39,19 +37,14 @@ pub struct RawScrape {
     timeout: Option<Duration>,
     #[serde(default, deserialize_with = "de_size_opt")]
     body_size_limit: Option<u64>,
-    basic_auth: Option<RawBasicAuth>,
-    bearer_token: Option<String>,
-    bearer_token_file: Option<PathBuf>,
-    #[serde(default)]
-    headers: BTreeMap<String, String>,
-    tls: Option<RawTls>,
 }
 
 impl Component for ScrapeConfig {
     const TYPE: &'static str = "scrape";
+    const HTTP: HttpKeys = HttpKeys::WithAuth;
     type Raw = RawScrape;
 
-    fn validate(s: RawScrape, sec: &Section<'_>) -> Result<Self, ConfigError> {
+    fn validate(s: RawScrape, http: RawHttp, sec: &Section<'_>) -> Result<Self, ConfigError> {
         let interval = s.interval.unwrap_or(sec.relay.interval);
         let timeout = s.timeout.unwrap_or(Duration::from_secs(10)).min(interval);
         Ok(ScrapeConfig {
@@ -59,17 +52,7 @@ impl Component for ScrapeConfig {
             interval,
             timeout,
             body_size_limit: s.body_size_limit.unwrap_or(16 << 20),
-            http: sec.http(
-                RawHttp {
-                    basic_auth: s.basic_auth,
-                    bearer_token: s.bearer_token,
-                    bearer_token_file: s.bearer_token_file,
-                    headers: s.headers,
-                    tls: s.tls,
-                },
-                timeout,
-                &["accept"],
-            )?,
+            http: sec.http(http, timeout, &["accept"])?,
             name: s.name,
         })
     }
@@ -80,9 +63,6 @@ impl Component for ScrapeConfig {
 }
 
 impl crate::sources::SourceConfig for ScrapeConfig {
-    fn interval(&self) -> Duration {
-        self.interval
-    }
     fn build(
         &self,
         _ctx: &crate::sources::BuildContext,

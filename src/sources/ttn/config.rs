@@ -1,6 +1,5 @@
 //! `type = "ttn"`: the table of a The Things Stack v3 source, raw and validated.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -8,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::units::{de_duration_opt, ser_duration, ser_url};
 use crate::config::{
-    Component, ConfigError, HttpConfig, RawHttp, RawTls, Secret, Section, TlsConfig,
+    Component, ConfigError, HttpConfig, HttpKeys, RawHttp, Secret, Section, TlsConfig,
 };
 use crate::sources::{BuildContext, Source, SourceConfig};
 
@@ -66,16 +65,14 @@ pub struct RawTtn {
     discovery_interval: Option<Duration>,
     #[serde(default)]
     compat_names: bool,
-    #[serde(default)]
-    headers: BTreeMap<String, String>,
-    tls: Option<RawTls>,
 }
 
 impl Component for TtnConfig {
     const TYPE: &'static str = "ttn";
+    const HTTP: HttpKeys = HttpKeys::Transport;
     type Raw = RawTtn;
 
-    fn validate(s: RawTtn, sec: &Section<'_>) -> Result<Self, ConfigError> {
+    fn validate(s: RawTtn, http: RawHttp, sec: &Section<'_>) -> Result<Self, ConfigError> {
         let interval = s.interval.unwrap_or(Duration::from_secs(60));
         let timeout = s.timeout.unwrap_or(interval).min(interval);
         let request_timeout = s
@@ -102,11 +99,7 @@ impl Component for TtnConfig {
             }
         }
         let http = sec.http(
-            RawHttp {
-                headers: s.headers,
-                tls: s.tls,
-                ..RawHttp::default()
-            },
+            http,
             request_timeout,
             &["authorization", "accept", "content-type"],
         )?;
@@ -132,9 +125,6 @@ impl Component for TtnConfig {
 }
 
 impl SourceConfig for TtnConfig {
-    fn interval(&self) -> Duration {
-        self.interval
-    }
     fn build(&self, ctx: &BuildContext) -> anyhow::Result<Box<dyn Source>> {
         Ok(Box::new(super::TtnSource::new(self.clone(), ctx)?))
     }
