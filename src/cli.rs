@@ -128,11 +128,17 @@ fn init_logging(format: LogFormat, level: &str) {
     };
 }
 
+/// Loads the configuration; a bad one ends the command (exit 2), settings that are probably
+/// not meant are logged once.
 fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
-    config::load(path).map_err(|e| {
+    let cfg = config::load(path).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(2)
-    })
+    })?;
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(cfg)
 }
 
 /// Prints a runtime error and gives exit code 1.

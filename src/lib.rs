@@ -11,7 +11,7 @@
 //! - [`relay`]: scheduling and wiring; [`relay::prepare`] adds `job`/`instance`/external
 //!   labels, `up` and stale markers.
 //! - [`sinks`]: remote-write and Pushgateway delivery, with retry, backoff and rate limits.
-//! - [`buffer`]: the queue where encoded remote-write batches wait.
+//! - [`buffer`]: the queue where encoded remote-write batches wait; [`files`]: private files.
 //! - [`wire`]: remote-write protobuf + snappy, Pushgateway paths.
 //! - [`http`]: client construction, response classification, a tiny server.
 //! - [`self_metrics`]: the relay's own `pushrelay_*` metrics.
@@ -26,6 +26,7 @@ pub mod config;
 #[cfg(feature = "sim")]
 pub mod demo;
 pub mod expfmt;
+pub mod files;
 pub mod http;
 pub mod model;
 pub mod relay;

@@ -128,6 +128,9 @@ impl Section<'_> {
                     format!("header {k} is set by pushrelay and may not be overridden"),
                 ));
             }
+            if header_looks_secret(&k) {
+                self.note_inline_secret(&v);
+            }
             let v = self.expand(&v, &sub)?;
             if reqwest::header::HeaderValue::from_str(&v).is_err() {
                 return Err(self.error(&sub, "invalid header value"));
@@ -142,11 +145,24 @@ impl Section<'_> {
             None => TlsConfig::default(),
         };
         if let Some(ca) = &tls.ca_file {
-            if !ca.is_file() {
-                return Err(self.error(
+            let pem = std::fs::read(ca).map_err(|_| {
+                self.error(
                     "tls.ca_file",
                     format!("{} is not a readable file", ca.display()),
-                ));
+                )
+            })?;
+            // Refused here, at start-up, rather than as `UnknownIssuer` on the first request.
+            match reqwest::Certificate::from_pem_bundle(&pem) {
+                Ok(certs) if !certs.is_empty() => {}
+                _ => {
+                    return Err(self.error(
+                        "tls.ca_file",
+                        format!(
+                            "{} holds no PEM certificate (a \"-----BEGIN CERTIFICATE-----\" block)",
+                            ca.display()
+                        ),
+                    ))
+                }
             }
         }
         Ok(HttpConfig {

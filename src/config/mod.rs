@@ -72,6 +72,8 @@ pub enum ConfigError {
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Settings that work but are probably not meant, each a line to log at start-up.
+    pub warnings: Vec<String>,
     pub relay: RelayConfig,
     /// Each `[[source]]`, in file order.
     pub sources: Vec<Arc<dyn SourceSpec>>,
@@ -163,9 +165,31 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         file: path.display().to_string(),
         source,
     })?;
-    parse(&text, &path.display().to_string(), &|k| {
-        std::env::var(k).ok()
-    })
+    let (mut cfg, inline_secret) =
+        parse_noting_secrets(&text, &path.display().to_string(), &|k| {
+            std::env::var(k).ok()
+        })?;
+    if inline_secret && others_can_read(path) {
+        cfg.warnings.push(format!(
+            "{} holds secrets and other users can read it: chmod 640 (or 600) it, or move the secrets to ${{ENV}} references or *_file paths",
+            path.display()
+        ));
+    }
+    Ok(cfg)
+}
+
+/// Whether users other than the owner and group may read the file.
+fn others_can_read(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
 }
 
 /// Parses and validates configuration `text`; `file` names it in errors and `env` resolves
@@ -175,9 +199,26 @@ pub fn parse(
     file: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
-    let ctx = Ctx { text, file, env };
+    parse_noting_secrets(text, file, env).map(|(c, _)| c)
+}
+
+/// [`parse`], also saying whether a secret is written in the text itself.
+fn parse_noting_secrets(
+    text: &str,
+    file: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Config, bool), ConfigError> {
+    let ctx = Ctx {
+        text,
+        file,
+        env,
+        warnings: Default::default(),
+        inline_secret: Default::default(),
+    };
     let raw = parse_raw(&ctx)?;
-    validate(&ctx, raw)
+    let mut cfg = validate(&ctx, raw)?;
+    cfg.warnings = ctx.warnings.take();
+    Ok((cfg, ctx.inline_secret.get()))
 }
 
 /// Stage one: the text into raw sections, dispatching `[[source]]`/`[[sink]]` on `type`.
@@ -276,6 +317,7 @@ fn validate(ctx: &Ctx<'_>, raw: RawConfig) -> Result<Config, ConfigError> {
     let sources = validate_components(ctx, "source", raw.source, &relay, |s| s.name())?;
     let sinks = validate_components(ctx, "sink", raw.sink, &relay, |s| s.name())?;
     Ok(Config {
+        warnings: Vec::new(),
         relay,
         sources,
         sinks,

@@ -11,11 +11,22 @@ use toml::Spanned;
 
 use super::{ConfigError, RelayConfig, Secret};
 
-/// One file being read: its text (for positions), its name and the environment.
+/// One file being read: its text (for positions), its name and the environment; and what
+/// reading it found worth a warning.
 pub struct Ctx<'a> {
     pub(super) text: &'a str,
     pub(super) file: &'a str,
     pub(super) env: &'a dyn Fn(&str) -> Option<String>,
+    /// Settings that work but deserve a line at start-up.
+    pub(super) warnings: std::cell::RefCell<Vec<String>>,
+    /// Whether a secret is written in the file itself (not `${VAR}` or `*_file`).
+    pub(super) inline_secret: std::cell::Cell<bool>,
+}
+
+/// True when `value` is nothing but one `${VAR}` reference.
+fn is_env_reference(value: &str) -> bool {
+    let v = value.trim();
+    v.starts_with("${") && v.ends_with('}') && v[2..].find('}') == Some(v.len() - 3)
 }
 
 /// Deserializes one spanned TOML value, keeping positions for errors.
@@ -57,15 +68,22 @@ impl Ctx<'_> {
         self.error_at_span(e.message(), e.span())
     }
 
-    /// A located error naming the key at `span` (or the file, without one).
+    /// A located error naming the key at `span` (or the file, without one). serde quotes the
+    /// offending value (`invalid type: string "user:pw"`); for a key that holds a secret the
+    /// quoted text is replaced, so a misplaced password never reaches the terminal or a log.
     pub(super) fn error_at_span(&self, message: &str, span: Option<Range<usize>>) -> ConfigError {
         let message = message.trim().to_string();
         match span {
             Some(span) => {
                 let key = key_at(self.text, span.start, &message);
+                let message = if super::header_looks_secret(&key) {
+                    redact_quoted(&message)
+                } else {
+                    message
+                };
                 self.at(span, &key, message)
             }
-            None => self.key_err("(file)", message),
+            None => self.key_err("(file)", redact_quoted(&message)),
         }
     }
 
@@ -150,7 +168,12 @@ impl Ctx<'_> {
             (Some(_), Some(_)) => {
                 Err(self.key_err(key, format!("give either {key} or {key}_file, not both")))
             }
-            (Some(s), None) => Ok(Some(Secret::new(self.expand(s, key, near)?))),
+            (Some(s), None) => {
+                if !is_env_reference(s) {
+                    self.inline_secret.set(true);
+                }
+                Ok(Some(Secret::new(self.expand(s, key, near)?)))
+            }
             (None, Some(p)) => {
                 let p = PathBuf::from(self.expand(&p.to_string_lossy(), key, near)?);
                 let s = std::fs::read_to_string(&p).map_err(|e| {
@@ -185,7 +208,11 @@ impl Ctx<'_> {
         prefix: &str,
         span: Range<usize>,
     ) -> Result<(), ConfigError> {
-        let ok = !name.is_empty()
+        // Names become directory names (a sink's queue) too: `..` or `.x` must not pass.
+        let ok = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
             && name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
@@ -196,7 +223,7 @@ impl Ctx<'_> {
                 &format!("\"{name}\""),
                 &format!("{prefix}.name"),
                 Some(span),
-                format!("invalid name {name:?}: use letters, digits, '_', '-' and '.'"),
+                format!("invalid name {name:?}: use letters, digits, '_', '-' and '.', starting with a letter, digit or '_'"),
             ))
         }
     }
@@ -261,6 +288,43 @@ impl Section<'_> {
         self.ctx.key_err(&self.key(sub), message)
     }
 
+    /// A line to log at start-up: the setting works but is probably not meant.
+    pub fn warn(&self, message: impl Into<String>) {
+        self.ctx
+            .warnings
+            .borrow_mut()
+            .push(format!("{}: {}", self.prefix, message.into()));
+    }
+
+    /// Warns about what travels unprotected to `url`: anything when certificates are not
+    /// checked, and credentials (`http`'s auth, or the component's own secret) over plain
+    /// `http://` to a host other than this one.
+    pub fn check_transport(&self, url: &reqwest::Url, http: &super::HttpConfig, own_secret: bool) {
+        if http.tls.insecure_skip_verify {
+            self.warn("tls.insecure_skip_verify = true: the server's certificate is not checked, so anyone on the path can read and change what is sent, credentials included");
+        }
+        let credentials = own_secret || http.basic_auth.is_some() || http.bearer_token.is_some();
+        let host = url.host_str().unwrap_or("");
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|a| a.is_loopback());
+        if credentials && url.scheme() == "http" && !loopback {
+            self.warn(format!(
+                "credentials are sent in clear text over http:// to {}; use https:// where the server offers it",
+                url.host_str().unwrap_or("")
+            ));
+        }
+    }
+
+    /// Notes that a secret-looking value (a header) is written in the file itself.
+    pub(super) fn note_inline_secret(&self, value: &str) {
+        if !is_env_reference(value) {
+            self.ctx.inline_secret.set(true);
+        }
+    }
+
     /// An error about the table as a whole.
     pub fn error_here(&self, message: impl Into<String>) -> ConfigError {
         self.ctx.key_err(&self.prefix, message)
@@ -280,6 +344,34 @@ impl Section<'_> {
             message.into(),
         )
     }
+}
+
+/// `message` with the text of every double-quoted string replaced by `<redacted>`.
+fn redact_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut in_quotes = false;
+    let mut escaped = false;
+    for c in message.chars() {
+        if in_quotes {
+            match (escaped, c) {
+                (false, '\\') => escaped = true,
+                (false, '"') => {
+                    out.push_str("<redacted>\"");
+                    in_quotes = false;
+                }
+                _ => escaped = false,
+            }
+        } else {
+            out.push(c);
+            if c == '"' {
+                in_quotes = true;
+            }
+        }
+    }
+    if in_quotes {
+        out.push_str("<redacted>");
+    }
+    out
 }
 
 /// 1-based line and column (in characters) of byte offset `pos` in `text`.

@@ -1,4 +1,5 @@
-//! Builds `reqwest` clients from [`HttpConfig`]: timeouts, TLS roots, auth and extra headers.
+//! Builds `reqwest` clients from [`HttpConfig`]: timeouts, TLS roots, auth and extra headers;
+//! no client follows redirects (a redirect could carry credentials to another host).
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
@@ -14,7 +15,11 @@ pub fn build(cfg: &HttpConfig) -> anyhow::Result<reqwest::Client> {
         .connect_timeout(cfg.timeout.min(std::time::Duration::from_secs(10)))
         .timeout(cfg.timeout)
         .pool_max_idle_per_host(1)
-        .tcp_keepalive(std::time::Duration::from_secs(60));
+        .tcp_keepalive(std::time::Duration::from_secs(60))
+        // Secrets travel in custom headers and bodies too (LinkHub's key, its login), which
+        // reqwest's policy would re-send to wherever a 3xx points: follow none, and say where
+        // it pointed (see `redirect_note`).
+        .redirect(reqwest::redirect::Policy::none());
     if let Some(ca) = &cfg.tls.ca_file {
         let pem = std::fs::read(ca)
             .map_err(|e| anyhow::anyhow!("cannot read ca_file {}: {e}", ca.display()))?;
@@ -37,6 +42,30 @@ pub fn build(cfg: &HttpConfig) -> anyhow::Result<reqwest::Client> {
     }
     b = b.default_headers(headers);
     Ok(b.build()?)
+}
+
+/// For a 3xx answer: where it pointed and what to do, for the error message. The target is
+/// shown redacted (it may carry a token); `None` for any other status.
+pub fn redirect_note(resp: &reqwest::Response) -> Option<String> {
+    if !resp.status().is_redirection() {
+        return None;
+    }
+    let target = resp
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|l| resp.url().join(l).ok());
+    Some(match target {
+        Some(t) if t.scheme() != resp.url().scheme() || t.host() != resp.url().host() => format!(
+            "redirected to {}: pushrelay follows no redirects (they could carry credentials elsewhere); if that is the right place, put it in the configuration",
+            crate::config::redact_url(&t)
+        ),
+        Some(t) => format!(
+            "redirected to {}: pushrelay follows no redirects; put that URL in the configuration",
+            crate::config::redact_url(&t)
+        ),
+        None => "redirected without a usable Location: pushrelay follows no redirects; check the URL".to_string(),
+    })
 }
 
 /// Adds the configured credentials to a request.

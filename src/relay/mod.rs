@@ -354,14 +354,15 @@ async fn serve_metrics(
     env: Env,
     external: crate::model::Labels,
 ) {
-    use crate::http::server::{response, serve};
-    serve(listener, cancel, move |req| {
+    use crate::http::server::{response, serve_public, PublicLimits};
+    serve_public(listener, cancel, PublicLimits::default(), move |req| {
         let last = last.clone();
         let env = env.clone();
         let external = external.clone();
         async move {
-            match (req.method().as_str(), req.uri().path()) {
-                ("GET", "/metrics") => {
+            // HEAD is answered like GET; hyper sends no body for it.
+            match req.uri().path() {
+                "/metrics" => {
                     let snaps: Vec<Arc<Snapshot>> = last
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
@@ -379,7 +380,7 @@ async fn serve_metrics(
                     crate::expfmt::write_text(&mut out, &fams, false);
                     response(200, "text/plain; version=0.0.4; charset=utf-8", out)
                 }
-                ("GET", "/healthz") => response(200, "text/plain", "ok\n"),
+                "/healthz" => response(200, "text/plain", "ok\n"),
                 _ => response(404, "text/plain", "not found\n"),
             }
         }

@@ -183,10 +183,8 @@ impl StateFile {
 
     fn write(&self, body: &[u8]) -> std::io::Result<()> {
         let dir = self.path.parent().expect("state file has a directory");
-        std::fs::create_dir_all(dir)?;
-        let tmp = self.path.with_extension("json.tmp");
-        std::fs::write(&tmp, body)?;
-        std::fs::rename(&tmp, &self.path)
+        crate::files::create_private_dir(dir)?;
+        crate::files::replace_atomically(&self.path, body, false)
     }
 
     fn failed(&mut self, e: &str) {

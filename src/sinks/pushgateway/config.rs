@@ -55,20 +55,23 @@ impl Component for PushgatewayConfig {
         if relay.is_empty() {
             return Err(sec.error("relay", "must not be empty"));
         }
+        let url = sec.url(&s.url, "url")?;
+        let http = sec.http(
+            http,
+            timeout,
+            &[
+                "content-encoding",
+                "content-type",
+                "content-length",
+                "user-agent",
+            ],
+        )?;
+        sec.check_transport(&url, &http, false);
         Ok(PushgatewayConfig {
-            url: sec.url(&s.url, "url")?,
+            url,
             relay,
             delete_on_shutdown: s.delete_on_shutdown,
-            http: sec.http(
-                http,
-                timeout,
-                &[
-                    "content-encoding",
-                    "content-type",
-                    "content-length",
-                    "user-agent",
-                ],
-            )?,
+            http,
             min_backoff: s.min_backoff.unwrap_or(Duration::from_millis(500)),
             max_backoff: s.max_backoff.unwrap_or(Duration::from_secs(60)),
             name: s.name,

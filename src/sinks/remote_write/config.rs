@@ -140,19 +140,22 @@ impl Component for RemoteWriteConfig {
             None => RateLimit::default(),
         };
         let timeout = s.timeout.unwrap_or(Duration::from_secs(30));
+        let url = sec.url(&s.url, "url")?;
+        let http = sec.http(
+            http,
+            timeout,
+            &[
+                "content-encoding",
+                "content-type",
+                "content-length",
+                "x-prometheus-remote-write-version",
+                "user-agent",
+            ],
+        )?;
+        sec.check_transport(&url, &http, false);
         Ok(RemoteWriteConfig {
-            url: sec.url(&s.url, "url")?,
-            http: sec.http(
-                http,
-                timeout,
-                &[
-                    "content-encoding",
-                    "content-type",
-                    "content-length",
-                    "x-prometheus-remote-write-version",
-                    "user-agent",
-                ],
-            )?,
+            url,
+            http,
             max_samples_per_send,
             batch_wait: s.batch_wait.unwrap_or(Duration::from_secs(5)),
             rate_limit,

@@ -156,8 +156,11 @@ impl Component for EmqxConfig {
                 .enable_subscription_count
                 .unwrap_or(d.enable_subscription_count),
         };
+        let url = sec.url(&s.url, "url")?;
+        let http = sec.http(http, timeout, &["authorization", "accept"])?;
+        sec.check_transport(&url, &http, true);
         Ok(EmqxConfig {
-            url: sec.url(&s.url, "url")?,
+            url,
             api_key: sec.expand(&s.api_key, "api_key")?,
             api_secret,
             broker: match s.broker {
@@ -170,7 +173,7 @@ impl Component for EmqxConfig {
             forget_after: s.forget_after.unwrap_or(Duration::from_secs(24 * 3600)),
             monotonic_counters: s.monotonic_counters.unwrap_or(true),
             flags,
-            http: sec.http(http, timeout, &["authorization", "accept"])?,
+            http,
             name: s.name,
         })
     }

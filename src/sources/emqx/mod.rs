@@ -130,6 +130,9 @@ impl EmqxSource {
             .await
             .map_err(|e| SourceError::Request(client::error_chain(&e.without_url())))?;
         let status = resp.status().as_u16();
+        if let Some(note) = client::redirect_note(&resp) {
+            return Err(SourceError::Status { status, body: note });
+        }
         if status == 404 && missing_ok {
             return Ok(None);
         }

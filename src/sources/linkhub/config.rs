@@ -96,23 +96,26 @@ impl Component for LinkhubConfig {
                 "a linkhub source needs request_key (or request_key_file): the HH41's key, or for models that log in (username/password) the web UI's public key",
             ));
         }
+        let url = sec.url(&s.url, "url")?;
+        let http = sec.http(
+            http,
+            timeout,
+            &[
+                "_tclrequestverificationkey",
+                "_tclrequestverificationtoken",
+                "content-type",
+            ],
+        )?;
+        sec.check_transport(&url, &http, true);
         Ok(LinkhubConfig {
-            url: sec.url(&s.url, "url")?,
+            url,
             request_key,
             username,
             password,
             interval,
             timeout,
             compat_names: s.compat_names,
-            http: sec.http(
-                http,
-                timeout,
-                &[
-                    "_tclrequestverificationkey",
-                    "_tclrequestverificationtoken",
-                    "content-type",
-                ],
-            )?,
+            http,
             name: s.name,
         })
     }

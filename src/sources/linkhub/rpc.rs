@@ -117,6 +117,12 @@ async fn send(
         .await
         .map_err(|e| CallError::Transport(client::error_chain(&e.without_url())))?;
     let status = resp.status();
+    if let Some(note) = client::redirect_note(&resp) {
+        return Err(CallError::Status {
+            status: status.as_u16(),
+            body: note,
+        });
+    }
     let bytes = client::read_limited(resp, MAX_BODY)
         .await
         .map_err(CallError::Transport)?;

@@ -47,12 +47,15 @@ impl Component for ScrapeConfig {
     fn validate(s: RawScrape, http: RawHttp, sec: &Section<'_>) -> Result<Self, ConfigError> {
         let interval = s.interval.unwrap_or(sec.relay.interval);
         let timeout = s.timeout.unwrap_or(Duration::from_secs(10)).min(interval);
+        let url = sec.url(&s.url, "url")?;
+        let http = sec.http(http, timeout, &["accept"])?;
+        sec.check_transport(&url, &http, false);
         Ok(ScrapeConfig {
-            url: sec.url(&s.url, "url")?,
+            url,
             interval,
             timeout,
             body_size_limit: s.body_size_limit.unwrap_or(16 << 20),
-            http: sec.http(http, timeout, &["accept"])?,
+            http,
             name: s.name,
         })
     }

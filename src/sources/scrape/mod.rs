@@ -43,6 +43,12 @@ impl ScrapeSource {
             .await
             .map_err(|e| SourceError::Request(client::error_chain(&e.without_url())))?;
         let status = resp.status();
+        if let Some(note) = client::redirect_note(&resp) {
+            return Err(SourceError::Status {
+                status: status.as_u16(),
+                body: note,
+            });
+        }
         if !status.is_success() {
             let body = client::read_limited(resp, 4096).await.unwrap_or_default();
             return Err(SourceError::Status {

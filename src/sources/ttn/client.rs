@@ -46,6 +46,8 @@ pub struct Api {
     /// `Bearer <api_key>`, marked sensitive so it is never printed.
     auth: HeaderValue,
     request_timeout: Duration,
+    /// Where the key may go: checked again on every request, whatever asked for it.
+    key_policy: super::clusters::KeyPolicy,
     /// Per rate-limit bucket (method + gateway), no request before this instant.
     not_before: HashMap<String, Instant>,
 }
@@ -65,6 +67,7 @@ impl Api {
             client: client::build(&cfg.http)?,
             auth,
             request_timeout: cfg.http.timeout,
+            key_policy: super::clusters::KeyPolicy::new(&cfg.url, &cfg.allowed_stats_hosts),
             not_before: HashMap::new(),
         })
     }
@@ -90,6 +93,10 @@ impl Api {
         body: Option<&serde_json::Value>,
         deadline: Instant,
     ) -> Result<(HeaderMap, Vec<u8>), CallError> {
+        let url = self
+            .key_policy
+            .vet(&url)
+            .map_err(|host| CallError::Transport(format!("not sending the API key to {host}")))?;
         for _attempt in 0..3 {
             let now = Instant::now();
             if let Some(&nb) = self.not_before.get(bucket) {
@@ -120,6 +127,9 @@ impl Api {
                 .await
                 .map_err(|e| CallError::Transport(client::error_chain(&e.without_url())))?;
             let status = resp.status();
+            if let Some(note) = client::redirect_note(&resp) {
+                return Err(CallError::Transport(note));
+            }
             let wait = self.note_rate_limit(bucket, status, resp.headers());
             let headers = resp.headers().clone();
             let bytes = client::read_limited(resp, BODY_LIMIT)

@@ -1,5 +1,7 @@
 //! Which cluster (Gateway Server) serves a gateway's stats, read from its
-//! `gateway_server_address`, and what the source remembers about each cluster.
+//! `gateway_server_address`; where the API key may go ([`KeyPolicy`]: a gateway's address is
+//! data anyone who can edit that gateway controls); what the source remembers about each
+//! cluster.
 
 use std::collections::HashMap;
 
@@ -25,6 +27,79 @@ pub struct Cluster {
     /// Gateways absent from the last batch answer, with what a single GET told about them
     /// (`None`: 404 or unreadable). Asked once per absence, not every cycle.
     pub absent: HashMap<String, Option<Stats>>,
+}
+
+/// TTN's public clusters: a key for one of them may be sent to any of them.
+const TTN_CLUSTERS: [&str; 3] = [
+    "eu1.cloud.thethings.network",
+    "nam1.cloud.thethings.network",
+    "au1.cloud.thethings.network",
+];
+
+/// Where the API key may be sent: the configured `url`'s host, the official clusters of the
+/// same deployment (TTN's three; on The Things Stack Cloud, the tenant's host on any cluster),
+/// and the hosts the user allowed (`allowed_stats_hosts`). Never over `http://` when `url` is
+/// `https://`.
+#[derive(Debug, Clone)]
+pub struct KeyPolicy {
+    url: Url,
+    /// Lower-case `host` or `host:port` entries.
+    allowed: Vec<String>,
+}
+
+impl KeyPolicy {
+    pub fn new(url: &Url, allowed: &[String]) -> KeyPolicy {
+        KeyPolicy {
+            url: url.clone(),
+            allowed: allowed.iter().map(|a| a.to_ascii_lowercase()).collect(),
+        }
+    }
+
+    /// `base` as it may be asked with the key (`https` kept when `url` has it), or the host
+    /// that may not be.
+    pub fn vet(&self, base: &Url) -> Result<Url, String> {
+        let host = base.host_str().unwrap_or("").to_ascii_lowercase();
+        let home = self.url.host_str().unwrap_or("").to_ascii_lowercase();
+        let port = base.port_or_known_default();
+        let listed = self.allowed.iter().any(|a| match a.rsplit_once(':') {
+            Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) => {
+                h.trim_matches(['[', ']']) == host.trim_matches(['[', ']'])
+                    && p.parse::<u16>().ok() == port
+            }
+            _ => a.trim_matches(['[', ']']) == host.trim_matches(['[', ']']),
+        });
+        if !(host == home || same_deployment(&home, &host) || listed) {
+            return Err(match base.port() {
+                Some(p) => format!("{host}:{p}"),
+                None => host,
+            });
+        }
+        let mut vetted = base.clone();
+        if self.url.scheme() == "https" && base.scheme() != "https" {
+            // Never downgrade: the key goes over TLS or not at all.
+            let _ = vetted.set_scheme("https");
+            if base.port() == Some(80) {
+                let _ = vetted.set_port(None);
+            }
+        }
+        Ok(vetted)
+    }
+}
+
+/// Whether `host` is an official cluster of the deployment `home` belongs to.
+fn same_deployment(home: &str, host: &str) -> bool {
+    if TTN_CLUSTERS.contains(&home) {
+        return TTN_CLUSTERS.contains(&host);
+    }
+    // The Things Stack Cloud: `<tenant>.<cluster>.cloud.thethings.industries`.
+    const TTI: &str = ".cloud.thethings.industries";
+    let split = |h: &str| -> Option<(String, String)> {
+        let rest = h.strip_suffix(TTI)?;
+        let (tenant, cluster) = rest.split_once('.')?;
+        (!tenant.is_empty() && !cluster.is_empty() && !cluster.contains('.'))
+            .then(|| (tenant.to_string(), cluster.to_string()))
+    };
+    matches!((split(home), split(host)), (Some((t1, _)), Some((t2, _))) if t1 == t2)
 }
 
 /// The HTTP base of the cluster a `gateway_server_address` names. Bare hosts and `host:port`
@@ -77,6 +152,59 @@ pub fn cluster_base(url: &Url, address: Option<&str>) -> Url {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_key_goes_only_to_this_deployment_and_never_downgraded() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        let ttn = KeyPolicy::new(&u("https://eu1.cloud.thethings.network"), &[]);
+        let ok = |p: &KeyPolicy, b: &str| p.vet(&u(b)).map(|v| v.to_string());
+        assert_eq!(
+            ok(&ttn, "https://nam1.cloud.thethings.network/"),
+            Ok("https://nam1.cloud.thethings.network/".into())
+        );
+        assert_eq!(
+            ok(&ttn, "http://au1.cloud.thethings.network/"),
+            Ok("https://au1.cloud.thethings.network/".into()),
+            "upgraded, never downgraded"
+        );
+        assert_eq!(
+            ok(&ttn, "https://evil.example/"),
+            Err("evil.example".into())
+        );
+        assert_eq!(
+            ok(&ttn, "https://eu2.cloud.thethings.network/"),
+            Err("eu2.cloud.thethings.network".into())
+        );
+        assert_eq!(
+            ok(&ttn, "https://x.eu1.cloud.thethings.industries/"),
+            Err("x.eu1.cloud.thethings.industries".into())
+        );
+        let tti = KeyPolicy::new(&u("https://acme.eu1.cloud.thethings.industries"), &[]);
+        assert!(ok(&tti, "https://acme.nam1.cloud.thethings.industries/").is_ok());
+        assert!(ok(&tti, "https://other.nam1.cloud.thethings.industries/").is_err());
+        assert!(ok(&tti, "https://acme.x.y.cloud.thethings.industries/").is_err());
+        assert!(ok(&tti, "https://nam1.cloud.thethings.network/").is_err());
+        let own = KeyPolicy::new(
+            &u("https://stack.example.org"),
+            &["GS.example.org".into(), "10.0.0.5:8443".into()],
+        );
+        assert!(ok(&own, "https://stack.example.org:8443/").is_ok());
+        assert!(ok(&own, "https://gs.example.org/").is_ok());
+        assert!(ok(&own, "https://10.0.0.5:8443/").is_ok());
+        assert_eq!(
+            ok(&own, "https://10.0.0.5:9443/"),
+            Err("10.0.0.5:9443".into())
+        );
+        let plain = KeyPolicy::new(&u("http://127.0.0.1:8080"), &[]);
+        assert_eq!(
+            ok(&plain, "http://127.0.0.1:9999/"),
+            Ok("http://127.0.0.1:9999/".into())
+        );
+        assert_eq!(
+            ok(&plain, "http://localhost:9999/"),
+            Err("localhost:9999".into())
+        );
+    }
 
     #[test]
     fn clusters_from_gateway_server_addresses() {

@@ -32,6 +32,9 @@ pub struct TtnConfig {
     pub discovery_interval: Duration,
     /// Also emit the seed exporter's `ttn_gateway_messages_{uplink,downlink}_count`.
     pub compat_names: bool,
+    /// Hosts (or `host:port`) besides `url`'s and the deployment's official clusters where a
+    /// gateway's stats may be read with the API key (see `clusters::KeyPolicy`).
+    pub allowed_stats_hosts: Vec<String>,
     /// Headers, TLS and per-request timeout (auth is `api_key`). Its `timeout` is the
     /// per-request `request_timeout`, so it is printed through the three fields below instead
     /// of flattened (which would print `timeout` twice with two meanings).
@@ -65,6 +68,8 @@ pub struct RawTtn {
     discovery_interval: Option<Duration>,
     #[serde(default)]
     compat_names: bool,
+    #[serde(default)]
+    allowed_stats_hosts: Vec<String>,
 }
 
 impl Component for TtnConfig {
@@ -98,19 +103,38 @@ impl Component for TtnConfig {
                 ));
             }
         }
+        for h in &s.allowed_stats_hosts {
+            let bare = h.trim_matches(['[', ']']);
+            let ok = !h.is_empty()
+                && !h.contains("://")
+                && !h.contains('/')
+                && reqwest::Url::parse(&format!("https://{h}/"))
+                    .is_ok_and(|u| u.host_str().is_some())
+                && !bare.is_empty();
+            if !ok {
+                return Err(sec.error_at_text(
+                    &format!("\"{h}\""),
+                    "allowed_stats_hosts",
+                    format!("invalid host {h:?}: give a host name or host:port, without a scheme"),
+                ));
+            }
+        }
         let http = sec.http(
             http,
             request_timeout,
             &["authorization", "accept", "content-type"],
         )?;
+        let url = sec.url(&s.url, "url")?;
+        sec.check_transport(&url, &http, true);
         Ok(TtnConfig {
-            url: sec.url(&s.url, "url")?,
+            url,
             api_key,
             gateways: s.gateways,
             interval,
             timeout,
             discovery_interval: s.discovery_interval.unwrap_or(Duration::from_secs(600)),
             compat_names: s.compat_names,
+            allowed_stats_hosts: s.allowed_stats_hosts,
             request_timeout,
             headers: http.headers.clone(),
             tls: http.tls.clone(),

@@ -32,7 +32,7 @@ use crate::model::Family;
 use api::{ApiError, GatewayInfo};
 use client::Api;
 pub use clusters::cluster_base;
-use clusters::Cluster;
+use clusters::{Cluster, KeyPolicy};
 pub use config::TtnConfig;
 use metrics::{Conn, GatewayView};
 use stats::Outcome;
@@ -92,6 +92,8 @@ pub struct TtnSource {
     /// When the gateway list was last fetched successfully; `None` forces a discovery.
     discovered_at: Option<Instant>,
     clusters: HashMap<Url, Cluster>,
+    /// Where the API key may be sent.
+    key_policy: KeyPolicy,
     problems: Problems,
     /// The last cycle's gateways, for `check`.
     last: Vec<GatewayView>,
@@ -112,6 +114,7 @@ impl TtnSource {
             gateways: Vec::new(),
             discovered_at: None,
             clusters: HashMap::new(),
+            key_policy: KeyPolicy::new(&cfg.url, &cfg.allowed_stats_hosts),
             problems: Problems::default(),
             last: Vec::new(),
             rediscover_soon: false,
@@ -214,6 +217,7 @@ impl TtnSource {
                 Some(Outcome::Stats(s)) if s.is_connected() => (Conn::Connected, Some(*s)),
                 Some(Outcome::Stats(s)) => (Conn::Disconnected, Some(*s)),
                 Some(Outcome::NotConnected) => (Conn::Disconnected, None),
+                Some(Outcome::Refused) => (Conn::Unknown, None),
                 Some(Outcome::Failed(m)) => {
                     tracing::debug!(source = %self.cfg.name, "{m}");
                     (Conn::Unknown, None)

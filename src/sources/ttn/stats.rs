@@ -24,6 +24,8 @@ pub(super) enum Outcome {
     Stats(Box<Stats>),
     NotConnected,
     Failed(String),
+    /// Not asked: its cluster is a host the API key may not be sent to.
+    Refused,
 }
 
 impl TtnSource {
@@ -36,13 +38,28 @@ impl TtnSource {
         deadline: Instant,
     ) -> Result<HashMap<String, Outcome>, SourceError> {
         let mut by_cluster: BTreeMap<Url, Vec<String>> = BTreeMap::new();
-        for g in &self.gateways {
-            by_cluster
-                .entry(self.cluster_of(g.gateway_server_address.as_deref()))
-                .or_default()
-                .push(g.id.clone());
-        }
         let mut out: HashMap<String, Outcome> = HashMap::new();
+        let name = self.cfg.name.clone();
+        for g in &self.gateways {
+            let base = self.cluster_of(g.gateway_server_address.as_deref());
+            match self.key_policy.vet(&base) {
+                Ok(base) => {
+                    self.problems.clear(&name, &format!("host:{}", g.id), "");
+                    by_cluster.entry(base).or_default().push(g.id.clone());
+                }
+                Err(host) => {
+                    self.problems.warn(
+                        &name,
+                        &format!("host:{}", g.id),
+                        format!(
+                            "gateway {}: its gateway_server_address names {host}, which is not a cluster of this deployment; its stats are not read, so the API key never goes there (add the host to allowed_stats_hosts if you trust it)",
+                            g.id
+                        ),
+                    );
+                    out.insert(g.id.clone(), Outcome::Refused);
+                }
+            }
+        }
         // (cluster, gateway, asked only because it was absent from a batch answer)
         let mut singles: Vec<(Url, String, bool)> = Vec::new();
         for (base, ids) in by_cluster {
