@@ -77,6 +77,11 @@ pub async fn poll_all_once(cfg: &Config, mode: OneShot) -> anyhow::Result<Vec<Po
             true,
         );
         set.spawn(async move {
+            // A push-shaped source needs its subscription and a first message (or failure);
+            // waiting for it is bounded by the timeout, after which whatever is there counts.
+            source.start(CancellationToken::new());
+            let timeout = source.timeout();
+            let _ = tokio::time::timeout(timeout, source.ready()).await;
             let (snapshot, err, secs) = poll(source.as_mut(), &mut prep).await;
             let r = PollResult {
                 source: source.name().to_string(),
@@ -214,6 +219,7 @@ pub async fn run_with_metrics(
         );
         // Spread the first polls over a short window so sources do not all fire at once.
         let offset = source.interval().min(Duration::from_secs(2)) * i as u32 / n_sources as u32;
+        source.start(cancel.clone());
         tasks.spawn(async move {
             let mut tick =
                 tokio::time::interval_at(tokio::time::Instant::now() + offset, source.interval());

@@ -46,8 +46,19 @@ pub trait Source: Send {
     fn interval(&self) -> Duration;
     /// The longest one collection may take.
     fn timeout(&self) -> Duration;
-    /// Polls once.
+    /// Polls once. A push-shaped source returns a snapshot of what its background task has
+    /// accumulated since [`Source::start`].
     fn collect(&mut self) -> BoxFuture<'_, Result<Vec<Family>, SourceError>>;
+    /// Called once by the relay before the first [`Source::collect`]. A push-shaped source
+    /// spawns its background task (a subscription) here, feeding the state `collect` reads; the
+    /// task ends when `cancel` fires or the source is dropped. Polled sources need nothing.
+    fn start(&mut self, _cancel: tokio_util::sync::CancellationToken) {}
+    /// Resolves when the source has something worth reporting (a push-shaped source: its first
+    /// message, or a session failure). `print`, `check` and `once` await it, bounded by the
+    /// source's `timeout`, before their one `collect`. Polled sources are always ready.
+    fn ready(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
     /// A human-readable table of the last poll for `pushrelay check` (`all`: `check --all`),
     /// or `None` for the generic metric/labels/value table.
     fn check_summary(&self, _all: bool) -> Option<String> {
