@@ -111,6 +111,7 @@ pub enum SourceConfig {
     Ttn(TtnConfig),
     Emqx(EmqxConfig),
     Linkhub(LinkhubConfig),
+    TtnDevices(crate::sources::ttn_devices::config::TtnDevicesConfig),
 }
 
 impl SourceConfig {
@@ -120,6 +121,7 @@ impl SourceConfig {
             SourceConfig::Ttn(s) => &s.name,
             SourceConfig::Emqx(s) => &s.name,
             SourceConfig::Linkhub(s) => &s.name,
+            SourceConfig::TtnDevices(s) => &s.name,
         }
     }
     pub fn interval(&self) -> Duration {
@@ -128,6 +130,7 @@ impl SourceConfig {
             SourceConfig::Ttn(s) => s.interval,
             SourceConfig::Emqx(s) => s.interval,
             SourceConfig::Linkhub(s) => s.interval,
+            SourceConfig::TtnDevices(s) => s.interval,
         }
     }
 }
@@ -390,11 +393,11 @@ pub struct PushgatewayConfig {
     pub max_backoff: Duration,
 }
 
-fn ser_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn ser_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&humantime::format_duration(*d).to_string())
 }
 
-fn ser_url<S: Serializer>(u: &reqwest::Url, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn ser_url<S: Serializer>(u: &reqwest::Url, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&redact_url(u))
 }
 
@@ -463,6 +466,7 @@ enum RawSource {
     Ttn(RawTtn),
     Emqx(RawEmqx),
     Linkhub(RawLinkhub),
+    TtnDevices(crate::sources::ttn_devices::config::RawTtnDevices),
 }
 
 #[derive(Deserialize)]
@@ -654,10 +658,10 @@ struct RawRateLimit {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawTls {
-    ca_file: Option<PathBuf>,
+pub(crate) struct RawTls {
+    pub(crate) ca_file: Option<PathBuf>,
     #[serde(default)]
-    insecure_skip_verify: bool,
+    pub(crate) insecure_skip_verify: bool,
 }
 
 /// Parses a duration like `"30s"`, `"5m"`, `"1h30m"`, `"250ms"`; zero is refused.
@@ -702,7 +706,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     Ok(v as u64)
 }
 
-fn de_duration_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+pub(crate) fn de_duration_opt<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Duration>, D::Error> {
     let s = String::deserialize(d)?;
     parse_duration(&s)
         .map(Some)
@@ -760,7 +766,7 @@ pub fn parse(
 }
 
 /// What validation needs to resolve references and locate errors.
-struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     text: &'a str,
     file: &'a str,
     env: &'a dyn Fn(&str) -> Option<String>,
@@ -786,7 +792,11 @@ impl Ctx<'_> {
                 "relay" => raw.relay = de_value(v).map_err(|e| self.toml_error(&e))?,
                 "source" => {
                     for elem in self.tables(key, v)? {
-                        let t = self.type_of(key, elem, &["scrape", "ttn", "emqx", "linkhub"])?;
+                        let t = self.type_of(
+                            key,
+                            elem,
+                            &["scrape", "ttn", "emqx", "linkhub", "ttn_devices"],
+                        )?;
                         let parsed = match t.as_str() {
                             "scrape" => {
                                 RawSource::Scrape(de_value(elem).map_err(|e| self.toml_error(&e))?)
@@ -800,6 +810,9 @@ impl Ctx<'_> {
                             "linkhub" => {
                                 RawSource::Linkhub(de_value(elem).map_err(|e| self.toml_error(&e))?)
                             }
+                            "ttn_devices" => RawSource::TtnDevices(
+                                de_value(elem).map_err(|e| self.toml_error(&e))?,
+                            ),
                             _ => unreachable!("type_of checked the type"),
                         };
                         raw.source.push((elem.span(), parsed));
@@ -883,7 +896,12 @@ impl Ctx<'_> {
         }
     }
 
-    fn at(&self, span: Range<usize>, key: &str, message: impl Into<String>) -> ConfigError {
+    pub(crate) fn at(
+        &self,
+        span: Range<usize>,
+        key: &str,
+        message: impl Into<String>,
+    ) -> ConfigError {
         let (line, column) = line_col(self.text, span.start);
         ConfigError::At {
             file: self.file.to_string(),
@@ -894,7 +912,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn key_err(&self, key: &str, message: impl Into<String>) -> ConfigError {
+    pub(crate) fn key_err(&self, key: &str, message: impl Into<String>) -> ConfigError {
         ConfigError::Key {
             file: self.file.to_string(),
             key: key.to_string(),
@@ -916,7 +934,7 @@ impl Ctx<'_> {
 
     /// Replaces `${VAR}` with the environment's value; a missing variable is an error located
     /// at its reference. `$$` stands for a literal `$`.
-    fn expand(
+    pub(crate) fn expand(
         &self,
         s: &str,
         key: &str,
@@ -965,7 +983,7 @@ impl Ctx<'_> {
     }
 
     /// Locates `needle` in the file (searching from `near` if known) for an error message.
-    fn locate(
+    pub(crate) fn locate(
         &self,
         needle: &str,
         key: &str,
@@ -984,7 +1002,7 @@ impl Ctx<'_> {
     }
 
     /// Resolves a secret given inline (possibly as `${VAR}`) or as a `*_file` path.
-    fn secret(
+    pub(crate) fn secret(
         &self,
         inline: Option<&str>,
         file: Option<&Path>,
@@ -1011,7 +1029,7 @@ impl Ctx<'_> {
     }
 
     /// [`Ctx::secret`] for a secret that must be given: `missing` is the error when neither is.
-    fn required_secret(
+    pub(crate) fn required_secret(
         &self,
         inline: Option<&str>,
         file: Option<&Path>,
@@ -1406,6 +1424,9 @@ impl Ctx<'_> {
                         name: s.name,
                     })
                 }
+                RawSource::TtnDevices(s) => SourceConfig::TtnDevices(
+                    crate::sources::ttn_devices::config::validate(self, s, span, interval)?,
+                ),
             };
             if sources.iter().any(|o: &SourceConfig| o.name() == sc.name()) || sc.name() == SELF_JOB
             {
@@ -1556,7 +1577,12 @@ impl Ctx<'_> {
     }
 
     /// Source and sink names become label values and URL path parts: keep them plain.
-    fn check_name(&self, name: &str, prefix: &str, span: Range<usize>) -> Result<(), ConfigError> {
+    pub(crate) fn check_name(
+        &self,
+        name: &str,
+        prefix: &str,
+        span: Range<usize>,
+    ) -> Result<(), ConfigError> {
         let ok = !name.is_empty()
             && name
                 .chars()

@@ -8,6 +8,7 @@ pub mod json;
 pub mod linkhub;
 pub mod scrape;
 pub mod ttn;
+pub mod ttn_devices;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -178,6 +179,7 @@ pub fn build(cfg: &SourceConfig, ctx: &BuildContext) -> anyhow::Result<Box<dyn S
         SourceConfig::Ttn(c) => ttn::build(c.clone(), ctx)?,
         SourceConfig::Emqx(c) => emqx::build(c.clone(), ctx)?,
         SourceConfig::Linkhub(c) => linkhub::build(c.clone(), ctx)?,
+        SourceConfig::TtnDevices(c) => ttn_devices::build(c.clone(), ctx)?,
     })
 }
 
