@@ -6,8 +6,10 @@
 //! resume). A session counts as up once the server acknowledged every subscription; it ends on
 //! any error (network, TLS, refused credentials, refused subscription, missed ping). Between
 //! attempts the task waits 1 s, 2 s, 4 s … up to 60 s (with jitter), back to 1 s after a session
-//! that was up. The log gets one line per change of state (up, down with the reason, a
-//! different reason while down), never one per attempt.
+//! that was up. The first subscription is logged (info); a session going down makes the next
+//! `collect` fail with the reason, which the relay logs once ("source down: MQTT session down:
+//! …", then "source up again"), so this task logs its transitions at debug level only and the
+//! log gets one line per change of state, never one per attempt.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -99,7 +101,7 @@ impl Shared {
         let mut g = self.lock();
         g.saved.new_epoch();
         match &g.session {
-            Session::Down { since_ms, .. } => tracing::info!(
+            Session::Down { since_ms, .. } => tracing::debug!(
                 source = %cfg.name,
                 "MQTT session up again after {}s down",
                 (now_ms() - since_ms).max(0) / 1000
@@ -119,21 +121,19 @@ impl Shared {
         let mut g = self.lock();
         let since_ms = match &g.session {
             Session::Up { .. } => {
-                tracing::warn!(source = %cfg.name, "MQTT session lost: {reason}; reconnecting with backoff");
+                tracing::debug!(source = %cfg.name, "MQTT session lost: {reason}; reconnecting with backoff");
                 now_ms()
             }
             Session::Starting => {
-                tracing::warn!(source = %cfg.name, "MQTT session cannot start: {reason}; retrying with backoff");
+                tracing::debug!(source = %cfg.name, "MQTT session cannot start: {reason}; retrying with backoff");
                 now_ms()
             }
             Session::Down {
                 reason: old,
                 since_ms,
             } => {
-                if *old == reason {
-                    tracing::debug!(source = %cfg.name, "MQTT session still down: {reason}");
-                } else {
-                    tracing::warn!(source = %cfg.name, "MQTT session still down, now: {reason}");
+                if *old != reason {
+                    tracing::debug!(source = %cfg.name, "MQTT session still down, now: {reason}");
                 }
                 *since_ms
             }
