@@ -730,3 +730,93 @@ tests:
     let out = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success() && out.contains("SUCCESS"), "{out}");
 }
+
+/// Every `expr` in a Grafana dashboard (panels, table targets, annotations).
+fn dashboard_exprs(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                match (k.as_str(), x) {
+                    ("expr", serde_json::Value::String(s)) => out.push(s.clone()),
+                    _ => dashboard_exprs(x, out),
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| dashboard_exprs(x, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/grafana/ttn-devices.json"
+    );
+    let d: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(d["__inputs"][0]["name"], "DS_PROMETHEUS");
+    let text = d.to_string();
+    assert!(
+        !text.contains("\"uid\":\"${datasource}\""),
+        "every query uses the DS_PROMETHEUS input"
+    );
+    let mut exprs = Vec::new();
+    dashboard_exprs(&d, &mut exprs);
+    assert!(exprs.len() >= 18, "{}", exprs.len());
+
+    let m = Mosquitto::start(&[(APP, KEY)]);
+    let prom = Receiver::prometheus().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("mqtt://127.0.0.1:{}", m.port);
+    let (relay, h, _) = start_relay(&relay_toml(
+        &dir.path().join("state"),
+        &source_toml(&url, ""),
+        Some(&prom),
+    ));
+    subscribed(&m, 1).await;
+    let stack = Stack::connect(&m).await;
+    let t = now();
+    // Frames over several pushes (one a second), with a gap and a join in between.
+    for (f, key) in [
+        (1, "k1"),
+        (2, "k1"),
+        (5, "k1"),
+        (0, "k2"),
+        (1, "k2"),
+        (3, "k2"),
+    ] {
+        if f == 0 {
+            stack
+                .send(
+                    &topic(APP, "feather-1", "join"),
+                    join_json(APP, "feather-1", "70B3D57ED005B89A", key),
+                )
+                .await;
+        }
+        stack.up(&feather(f, key, now())).await;
+        let mut other = UplinkSpec::new("feather-2", "70B3D57ED005B89B", 10 + f);
+        other.received_at = at(t - 3600.0);
+        stack.up(&other).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    wait_for(Duration::from_secs(30), || async {
+        (prom_value(&prom, "ttn_device_uplinks_total{device_id=\"feather-1\"}").await? == 6.0)
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for e in &exprs {
+        let q = e
+            .replace("$application", ".+")
+            .replace("$device", ".+")
+            .replace("$job", "ttn-devices");
+        let r = prom.query(&q, now()).await;
+        assert!(
+            r.as_array().is_some_and(|a| !a.is_empty()),
+            "no data for {e}\n(as {q})"
+        );
+    }
+    relay.cancel();
+    h.await.unwrap().unwrap();
+}
