@@ -820,3 +820,91 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
     relay.cancel();
     h.await.unwrap().unwrap();
 }
+
+/// The README's memory figure: the relay binary (`PUSHRELAY_BIN`, e.g. a release build; else
+/// this test's build) with a ttn_devices source subscribed to mosquitto and 20 devices sending
+/// one uplink a second each, against the same relay with no source, for 40 s each. Run:
+/// `PUSHRELAY_BIN=target/release/pushrelay cargo test --test ttn_devices -- --ignored --nocapture bench_`.
+#[tokio::test]
+#[ignore = "benchmark"]
+async fn bench_rss_of_the_mqtt_source() {
+    let bin = std::env::var("PUSHRELAY_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_pushrelay").to_string());
+    let m = Mosquitto::start(&[(APP, KEY)]);
+    let rx = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let rx_addr = rx.local_addr().unwrap();
+    let store = pushrelay::sim::receiver::Store::default();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(pushrelay::sim::receiver::serve_receiver(
+        rx,
+        cancel.clone(),
+        store.clone(),
+    ));
+    let sink = format!("[[sink]]\ntype = \"remote_write\"\nname = \"rx\"\nurl = \"http://{rx_addr}/api/v1/write\"\n");
+    let url = format!("mqtt://127.0.0.1:{}", m.port);
+    let stack = Stack::connect(&m).await;
+    let field = |text: &str, k: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    let mut results = Vec::new();
+    for (label, source) in [
+        ("no source", String::new()),
+        (
+            "ttn_devices, 20 devices at 1 uplink/s",
+            source_toml(&url, ""),
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = write_file(
+            dir.path(),
+            "p.toml",
+            &(relay_toml(&dir.path().join("state"), &source, None) + &sink),
+        );
+        let mut child = std::process::Command::new(&bin)
+            .args(["run", "--config", &cfg, "--log-level", "warn"])
+            .spawn()
+            .unwrap();
+        let status = format!("/proc/{}/status", child.id());
+        let (mut rss, mut hwm) = (Vec::new(), 0.0);
+        for s in 0..40u32 {
+            for d in 0..20 {
+                let mut u =
+                    UplinkSpec::new(&format!("dev-{d:02}"), &format!("70B3D57ED00000{d:02}"), s);
+                u.received_at = SystemTime::now();
+                stack.up(&u).await;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let t = std::fs::read_to_string(&status).unwrap();
+            if s >= 20 {
+                rss.push(field(&t, "VmRSS:"));
+            }
+            hwm = field(&t, "VmHWM:");
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        rss.sort_by(f64::total_cmp);
+        results.push((label, rss[rss.len() / 2], hwm));
+    }
+    for (label, rss, hwm) in &results {
+        println!("{label}: steady RSS {rss:.2} MiB (median of the last 20 s), peak {hwm:.2} MiB");
+    }
+    println!(
+        "the MQTT source adds {:.2} MiB steady, {:.2} MiB peak",
+        results[1].1 - results[0].1,
+        results[1].2 - results[0].2
+    );
+    let series = store
+        .lock()
+        .unwrap()
+        .series
+        .keys()
+        .filter(|k| k.starts_with("ttn_device_uplinks_total"))
+        .count();
+    assert_eq!(series, 20);
+    cancel.cancel();
+}
