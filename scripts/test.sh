@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The project's test command (the README's, and what CI runs): fetches the real receivers the
 # integration tests start (Prometheus, VictoriaMetrics, Pushgateway from Debian packages) and
-# emqx-client-monitor 0.3.1 from PyPI (for the EMQX differential test), then
+# emqx-client-monitor 0.3.1 from PyPI (for the EMQX differential test) and Debian's mosquitto
+# (the broker of the ttn_devices tests), then
 # checks formatting and lints and runs every test. Usage: scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/fetch-receivers.sh
 bash scripts/fetch-emqx-client-monitor.sh
+bash scripts/fetch-mosquitto.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo test --bench encode   # the benchmark builds and runs once, quickly

@@ -184,7 +184,7 @@ async fn run_inner(a: DemoOptions) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Starts the simulated upstreams of the ttn, emqx and linkhub sources.
+/// Starts the simulated upstreams of the ttn, emqx, linkhub and ttn_devices sources.
 async fn demo_upstreams(
     cancel: &CancellationToken,
     interval_secs: u64,
@@ -195,6 +195,7 @@ async fn demo_upstreams(
     v.push(crate::sim::ttn::start_demo(cancel.clone(), interval_secs).await?);
     v.push(crate::sim::emqx::start_demo(cancel.clone(), interval_secs).await?);
     v.push(crate::sim::linkhub::start_demo(cancel.clone(), interval_secs).await?);
+    v.push(crate::sim::ttn_devices::start_demo(cancel.clone(), interval_secs).await?);
     Ok(v)
 }
 

@@ -310,10 +310,12 @@ impl Section<'_> {
                 .trim_matches(['[', ']'])
                 .parse::<std::net::IpAddr>()
                 .is_ok_and(|a| a.is_loopback());
-        if credentials && url.scheme() == "http" && !loopback {
+        if credentials && matches!(url.scheme(), "http" | "mqtt") && !loopback {
             self.warn(format!(
-                "credentials are sent in clear text over http:// to {}; use https:// where the server offers it",
-                url.host_str().unwrap_or("")
+                "credentials are sent in clear text over {}:// to {}; use {}s:// where the server offers it",
+                url.scheme(),
+                url.host_str().unwrap_or(""),
+                url.scheme()
             ));
         }
     }
@@ -328,6 +330,11 @@ impl Section<'_> {
     /// An error about the table as a whole.
     pub fn error_here(&self, message: impl Into<String>) -> ConfigError {
         self.ctx.key_err(&self.prefix, message)
+    }
+
+    /// An error about key `sub`, located at the start of this table.
+    pub fn error_at_table(&self, sub: &str, message: impl Into<String>) -> ConfigError {
+        self.ctx.at(self.span.clone(), &self.key(sub), message)
     }
 
     /// An error about key `sub`, located where `needle` is written in this table.

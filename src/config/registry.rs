@@ -24,6 +24,7 @@ pub const SOURCE_TYPES: &[ComponentType<dyn SourceSpec>] = &[
     ComponentType::source::<crate::sources::ttn::TtnConfig>(),
     ComponentType::source::<crate::sources::emqx::EmqxConfig>(),
     ComponentType::source::<crate::sources::linkhub::LinkhubConfig>(),
+    ComponentType::source::<crate::sources::ttn_devices::TtnDevicesConfig>(),
 ];
 
 /// Every sink type, by its `type` name.
@@ -55,6 +56,8 @@ pub trait Component: Serialize + fmt::Debug + Send + Sync + Sized + 'static {
 /// The shared HTTP keys a component's table accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HttpKeys {
+    /// `tls` only (not an HTTP client: an MQTT session).
+    TlsOnly,
     /// `headers` and `tls` (the component has its own credentials, e.g. an API key).
     Transport,
     /// `headers`, `tls`, `basic_auth`, `bearer_token` and `bearer_token_file`.
@@ -64,6 +67,7 @@ pub enum HttpKeys {
 impl HttpKeys {
     fn names(self) -> &'static [&'static str] {
         match self {
+            HttpKeys::TlsOnly => &["tls"],
             HttpKeys::Transport => &["headers", "tls"],
             HttpKeys::WithAuth => &[
                 "headers",

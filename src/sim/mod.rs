@@ -5,8 +5,10 @@
 pub mod emqx;
 pub mod exposition;
 pub mod linkhub;
+pub mod mqtt;
 pub mod receiver;
 pub mod ttn;
+pub mod ttn_devices;
 
 /// A simulated upstream started for `pushrelay demo`.
 pub struct DemoUpstream {

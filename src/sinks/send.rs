@@ -124,7 +124,8 @@ pub struct Backoff {
 }
 
 impl Backoff {
-    fn builder(&self) -> backon::ExponentialBuilder {
+    /// The schedule as a `backon` builder (for loops that are not sends, e.g. reconnecting).
+    pub fn builder(&self) -> backon::ExponentialBuilder {
         backon::ExponentialBuilder::default()
             .with_min_delay(self.min)
             .with_max_delay(self.max)

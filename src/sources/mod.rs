@@ -10,6 +10,7 @@ pub mod linkhub;
 pub mod push;
 pub mod scrape;
 pub mod ttn;
+pub mod ttn_devices;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -4,4 +4,5 @@
 #![allow(dead_code)]
 
 pub mod fakes;
+pub mod mosquitto;
 pub mod receivers;
