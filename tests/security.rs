@@ -65,7 +65,9 @@ fn all_output(o: &Output) -> String {
 /// One request a [`Capture`] server saw.
 #[derive(Debug, Clone)]
 struct Seen {
+    #[allow(dead_code)] // shown in assertion messages
     method: String,
+    #[allow(dead_code)]
     path: String,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
