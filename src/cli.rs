@@ -132,7 +132,10 @@ fn init_logging(format: LogFormat, level: &str) {
 /// not meant are logged once.
 fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
     let cfg = config::load(path).map_err(|e| {
-        eprintln!("error: {e}");
+        // Every error of the file, one line each.
+        for line in e.to_string().lines() {
+            eprintln!("error: {line}");
+        }
         ExitCode::from(2)
     })?;
     for w in &cfg.warnings {

@@ -64,6 +64,29 @@ pub enum ConfigError {
         key: String,
         message: String,
     },
+    /// Several of the above, one per line: every error a file has is reported at once.
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Many(Vec<ConfigError>),
+}
+
+/// The errors found so far while reading a file.
+#[derive(Default)]
+struct Errors(Vec<ConfigError>);
+
+impl Errors {
+    /// Keeps `r`'s value, or its error for the report.
+    fn keep<T>(&mut self, r: Result<T, ConfigError>) -> Option<T> {
+        r.map_err(|e| self.0.push(e)).ok()
+    }
+
+    /// `value` if nothing went wrong, else every error (one, or [`ConfigError::Many`]).
+    fn finish<T>(mut self, value: T) -> Result<T, ConfigError> {
+        match self.0.len() {
+            0 => Ok(value),
+            1 => Err(self.0.remove(0)),
+            _ => Err(ConfigError::Many(self.0)),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -151,7 +174,8 @@ struct RawComponent<S: ?Sized + 'static> {
 
 /// The file's three sections.
 struct RawConfig {
-    relay: RawRelay,
+    /// `None` if `[relay]` itself failed stage one.
+    relay: Option<RawRelay>,
     source: Vec<RawComponent<dyn SourceSpec>>,
     sink: Vec<RawComponent<dyn SinkSpec>>,
 }
@@ -215,110 +239,130 @@ fn parse_noting_secrets(
         warnings: Default::default(),
         inline_secret: Default::default(),
     };
-    let raw = parse_raw(&ctx)?;
-    let mut cfg = validate(&ctx, raw)?;
+    let mut errors = Errors::default();
+    let raw = parse_raw(&ctx, &mut errors)?;
+    let cfg = validate(&ctx, raw, &mut errors);
+    let mut cfg = errors
+        .finish(cfg)?
+        .expect("no errors means a configuration");
     cfg.warnings = ctx.warnings.take();
     Ok((cfg, ctx.inline_secret.get()))
 }
 
-/// Stage one: the text into raw sections, dispatching `[[source]]`/`[[sink]]` on `type`.
-fn parse_raw(ctx: &Ctx<'_>) -> Result<RawConfig, ConfigError> {
+/// Stage one: the text into raw sections, dispatching `[[source]]`/`[[sink]]` on `type`. A
+/// TOML syntax error ends it; any other error is kept and the rest read on.
+fn parse_raw(ctx: &Ctx<'_>, errors: &mut Errors) -> Result<RawConfig, ConfigError> {
     let root = DeTable::parse(ctx.text).map_err(|e| ctx.toml_error(&e))?;
     let mut raw = RawConfig {
-        relay: RawRelay::default(),
+        relay: Some(RawRelay::default()),
         source: Vec::new(),
         sink: Vec::new(),
     };
     for (k, v) in root.get_ref().iter() {
         let key: &str = k.get_ref();
         match key {
-            "relay" => raw.relay = de_value(v).map_err(|e| ctx.toml_error(&e))?,
-            "source" => raw.source = components(ctx, key, v, registry::SOURCE_TYPES)?,
-            "sink" => raw.sink = components(ctx, key, v, registry::SINK_TYPES)?,
-            other => {
-                return Err(ctx.at(
-                    k.span(),
-                    other,
-                    format!("unknown section `{other}`, expected `relay`, `source` or `sink`"),
-                ))
-            }
+            "relay" => raw.relay = errors.keep(de_value(v).map_err(|e| ctx.toml_error(&e))),
+            "source" => raw.source = components(ctx, key, v, registry::SOURCE_TYPES, errors),
+            "sink" => raw.sink = components(ctx, key, v, registry::SINK_TYPES, errors),
+            other => errors.0.push(ctx.at(
+                k.span(),
+                other,
+                format!("unknown section `{other}`, expected `relay`, `source` or `sink`"),
+            )),
         }
     }
     Ok(raw)
 }
 
-/// Stage one of an array of component tables (`[[source]]`): each read by its type's entry.
+/// Stage one of an array of component tables (`[[source]]`): each read by its type's entry;
+/// a table with an error is left out (its error kept).
 fn components<S: ?Sized>(
     ctx: &Ctx<'_>,
     section: &str,
     v: &Spanned<DeValue<'_>>,
     types: &'static [ComponentType<S>],
-) -> Result<Vec<RawComponent<S>>, ConfigError> {
+    errors: &mut Errors,
+) -> Vec<RawComponent<S>> {
     let items = match v.get_ref() {
         DeValue::Array(items) if items.iter().all(|i| i.get_ref().is_table()) => items,
         _ => {
-            return Err(ctx.at(
+            errors.0.push(ctx.at(
                 v.span(),
                 section,
                 format!("`{section}` must be written as [[{section}]] tables"),
+            ));
+            return Vec::new();
+        }
+    };
+    items
+        .iter()
+        .filter_map(|elem| errors.keep(component(ctx, section, elem, types)))
+        .collect()
+}
+
+/// Stage one of one component table.
+fn component<S: ?Sized>(
+    ctx: &Ctx<'_>,
+    section: &str,
+    elem: &Spanned<DeValue<'_>>,
+    types: &'static [ComponentType<S>],
+) -> Result<RawComponent<S>, ConfigError> {
+    let known: Vec<&str> = types.iter().map(|t| t.name).collect();
+    let table = elem.get_ref().as_table().expect("checked by components()");
+    let Some(t) = table.get("type") else {
+        return Err(ctx.at(
+            elem.span(),
+            section,
+            format!("missing `type`, expected one of: {}", known.join(", ")),
+        ));
+    };
+    let kind = match t.get_ref().as_str() {
+        Some(s) => types.iter().find(|k| k.name == s).ok_or_else(|| {
+            ctx.at(
+                t.span(),
+                &format!("{section}.type"),
+                format!(
+                    "unknown {section} type {s:?}, expected one of: {}",
+                    known.join(", ")
+                ),
+            )
+        })?,
+        None => {
+            return Err(ctx.at(
+                t.span(),
+                &format!("{section}.type"),
+                "`type` must be a string",
             ))
         }
     };
-    let known: Vec<&str> = types.iter().map(|t| t.name).collect();
-    let mut out = Vec::new();
-    for elem in items {
-        let table = elem.get_ref().as_table().expect("checked above");
-        let Some(t) = table.get("type") else {
-            return Err(ctx.at(
-                elem.span(),
-                section,
-                format!("missing `type`, expected one of: {}", known.join(", ")),
-            ));
-        };
-        let kind = match t.get_ref().as_str() {
-            Some(s) => types.iter().find(|k| k.name == s).ok_or_else(|| {
-                ctx.at(
-                    t.span(),
-                    &format!("{section}.type"),
-                    format!(
-                        "unknown {section} type {s:?}, expected one of: {}",
-                        known.join(", ")
-                    ),
-                )
-            })?,
-            None => {
-                return Err(ctx.at(
-                    t.span(),
-                    &format!("{section}.type"),
-                    "`type` must be a string",
-                ))
-            }
-        };
-        let raw = (kind.parse)(elem).map_err(|e| ctx.error_at_span(&e.message, e.span))?;
-        // Every raw struct has a required string `name`, so stage one checked it is there.
-        let name = table
-            .get("name")
-            .and_then(|n| n.get_ref().as_str())
-            .unwrap_or_default()
-            .to_string();
-        out.push(RawComponent {
-            span: elem.span(),
-            name,
-            kind,
-            raw,
-        });
-    }
-    Ok(out)
+    let raw = (kind.parse)(elem).map_err(|e| ctx.error_at_span(&e.message, e.span))?;
+    // Every raw struct has a required string `name`, so stage one checked it is there.
+    let name = table
+        .get("name")
+        .and_then(|n| n.get_ref().as_str())
+        .unwrap_or_default()
+        .to_string();
+    Ok(RawComponent {
+        span: elem.span(),
+        name,
+        kind,
+        raw,
+    })
 }
 
-/// Stage two: the relay section, then every component through its type's validation.
-fn validate(ctx: &Ctx<'_>, raw: RawConfig) -> Result<Config, ConfigError> {
-    let relay = validate_relay(ctx, raw.relay)?;
-    let sources = validate_components(ctx, "source", raw.source, &relay, |s| s.name())?;
-    let sinks = validate_components(ctx, "sink", raw.sink, &relay, |s| s.name())?;
-    Ok(Config {
+/// Stage two: the relay section, then every component through its type's validation; `None`
+/// if anything failed (the errors are in `errors`).
+fn validate(ctx: &Ctx<'_>, raw: RawConfig, errors: &mut Errors) -> Option<Config> {
+    let relay = raw.relay.and_then(|r| errors.keep(validate_relay(ctx, r)));
+    // With a broken [relay], components are still checked (against its defaults), so every
+    // error is reported at once.
+    let defaults = || validate_relay(ctx, RawRelay::default()).expect("defaults are valid");
+    let for_components = relay.clone().unwrap_or_else(defaults);
+    let sources = validate_components(ctx, "source", raw.source, &for_components, errors);
+    let sinks = validate_components(ctx, "sink", raw.sink, &for_components, errors);
+    Some(Config {
         warnings: Vec::new(),
-        relay,
+        relay: relay?,
         sources,
         sinks,
     })
@@ -361,18 +405,26 @@ fn validate_relay(ctx: &Ctx<'_>, r: RawRelay) -> Result<RelayConfig, ConfigError
 }
 
 /// Validates each component of one section: a plain name, its own rules, a unique name (and
-/// no source may take the relay's own job name).
+/// no source may take the relay's own job name). A component with an error is left out (its
+/// error kept).
 fn validate_components<S: ?Sized>(
     ctx: &Ctx<'_>,
     section: &str,
     raws: Vec<RawComponent<S>>,
     relay: &RelayConfig,
-    name_of: impl Fn(&S) -> &str,
-) -> Result<Vec<Arc<S>>, ConfigError> {
+    errors: &mut Errors,
+) -> Vec<Arc<S>> {
     let mut out: Vec<Arc<S>> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
     for rc in raws {
         let prefix = format!("{section}.{}", rc.name);
-        ctx.check_name(&rc.name, &prefix, rc.span.clone())?;
+        if errors
+            .keep(ctx.check_name(&rc.name, &prefix, rc.span.clone()))
+            .is_none()
+        {
+            continue;
+        }
+        let name = rc.name.clone();
         let sec = Section {
             ctx,
             prefix,
@@ -380,21 +432,22 @@ fn validate_components<S: ?Sized>(
             name: rc.name,
             relay,
         };
-        let c = (rc.kind.validate)(rc.raw, &sec)?;
-        let name = name_of(&c);
-        let taken =
-            out.iter().any(|o| name_of(o) == name) || (section == "source" && name == SELF_JOB);
-        if taken {
-            return Err(ctx.locate(
+        let Some(c) = errors.keep((rc.kind.validate)(rc.raw, &sec)) else {
+            continue;
+        };
+        if names.contains(&name) || (section == "source" && name == SELF_JOB) {
+            errors.0.push(ctx.locate(
                 &format!("\"{name}\""),
                 &format!("{section}.{name}.name"),
                 None,
                 format!("{section} name {name:?} is already used"),
             ));
+            continue;
         }
+        names.push(name);
         out.push(c);
     }
-    Ok(out)
+    out
 }
 
 /// This machine's host name, the default `relay` grouping label.
@@ -417,6 +470,7 @@ mod tests {
     fn env(k: &str) -> Option<String> {
         match k {
             "TOKEN" => Some("s3cret".to_string()),
+            "EMPTY" => Some(String::new()),
             _ => None,
         }
     }
@@ -533,6 +587,48 @@ delete_on_shutdown = false
             "[[sink]]\ntype = \"pushgateway\"\nname = \"p\"\nurl = \"http://x:1\"\nfoo = 1\n",
         );
         assert!(e.contains("test.toml:") && e.contains("foo"), "{e}");
+    }
+
+    #[test]
+    fn every_error_is_reported_at_once_with_suggestions() {
+        let e = parse_err(
+            "[relay]\ninterval = 60\n\n[[source]]\ntype = \"emqx\"\nname = \"e\"\nurl = \"http://x:1\"\napi_key = \"k\"\napi_secret = \"s\"\nmonitored_clients = []\n\n[[sink]]\ntype = \"remote_write\"\nname = \"..\"\nurl = \"http://x:1\"\n",
+        );
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(lines.len(), 3, "{e}");
+        assert!(
+            lines[0]
+                .starts_with("test.toml:2:12: relay.interval: expected a duration such as \"60s\""),
+            "{e}"
+        );
+        assert!(
+            lines[1].starts_with(
+                "test.toml:10:1: source.monitored_clients: unknown field `monitored_clients`"
+            ) && lines[1].ends_with("did you mean `clients`?"),
+            "{e}"
+        );
+        assert!(lines[2].contains("invalid name \"..\""), "{e}");
+    }
+
+    #[test]
+    fn settings_that_cannot_be_meant_warn() {
+        let c = parse_ok(
+            "[relay]\ninterval = \"10s\"\n\n[[source]]\ntype = \"scrape\"\nname = \"n\"\nurl = \"http://127.0.0.1:1/m\"\ntimeout = \"30s\"\nbearer_token = \"${EMPTY}\"\n\n[[source]]\ntype = \"emqx\"\nname = \"e\"\nurl = \"http://127.0.0.1:1\"\napi_key = \"k\"\napi_secret = \"s\"\nenable_processed_counters = false\nenable_qos_split = true\n",
+        );
+        let w = c.warnings.join("\n");
+        assert!(
+            w.contains("source.n: timeout (30s) is longer than interval (10s)"),
+            "{w}"
+        );
+        assert!(
+            w.contains("source.n.bearer_token: the secret is empty"),
+            "{w}"
+        );
+        assert!(
+            w.contains("source.e: enable_qos_split needs enable_processed_counters"),
+            "{w}"
+        );
+        assert_eq!(c.warnings.len(), 3, "{w}");
     }
 
     #[test]

@@ -72,7 +72,7 @@ impl Ctx<'_> {
     /// offending value (`invalid type: string "user:pw"`); for a key that holds a secret the
     /// quoted text is replaced, so a misplaced password never reaches the terminal or a log.
     pub(super) fn error_at_span(&self, message: &str, span: Option<Range<usize>>) -> ConfigError {
-        let message = message.trim().to_string();
+        let message = with_suggestion(message.trim());
         match span {
             Some(span) => {
                 let key = key_at(self.text, span.start, &message);
@@ -172,7 +172,13 @@ impl Ctx<'_> {
                 if !is_env_reference(s) {
                     self.inline_secret.set(true);
                 }
-                Ok(Some(Secret::new(self.expand(s, key, near)?)))
+                let v = self.expand(s, key, near)?;
+                if v.is_empty() {
+                    self.warnings.borrow_mut().push(format!(
+                        "{key}: the secret is empty (an unset or empty environment variable?)"
+                    ));
+                }
+                Ok(Some(Secret::new(v)))
             }
             (None, Some(p)) => {
                 let p = PathBuf::from(self.expand(&p.to_string_lossy(), key, near)?);
@@ -288,6 +294,24 @@ impl Section<'_> {
         self.ctx.key_err(&self.key(sub), message)
     }
 
+    /// A source's `timeout`: as given (else `default`), at most its `interval`; a given
+    /// timeout longer than the interval is cut and warned about.
+    pub fn source_timeout(
+        &self,
+        given: Option<std::time::Duration>,
+        default: std::time::Duration,
+        interval: std::time::Duration,
+    ) -> std::time::Duration {
+        if let Some(t) = given.filter(|t| *t > interval) {
+            self.warn(format!(
+                "timeout ({}) is longer than interval ({}): a poll may not outlast the next one, so it is cut to the interval",
+                humantime::format_duration(t),
+                humantime::format_duration(interval)
+            ));
+        }
+        given.unwrap_or(default).min(interval)
+    }
+
     /// A line to log at start-up: the setting works but is probably not meant.
     pub fn warn(&self, message: impl Into<String>) {
         self.ctx
@@ -350,6 +374,41 @@ impl Section<'_> {
             Some(self.span.clone()),
             message.into(),
         )
+    }
+}
+
+/// serde's "unknown field `x`, expected one of `a`, `b`" with the nearest known key named
+/// (`monitored_clients` → `clients`), when one is near enough.
+fn with_suggestion(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return message.to_string();
+    };
+    let Some((unknown, rest)) = rest.split_once('`') else {
+        return message.to_string();
+    };
+    let known: Vec<&str> = rest
+        .split('`')
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 1)
+        .map(|(_, k)| k)
+        .collect();
+    let u = unknown.to_ascii_lowercase();
+    let score = |k: &str| {
+        let k = k.to_ascii_lowercase();
+        if k.len() >= 4 && (u.contains(&k) || k.contains(&u)) {
+            1.0
+        } else {
+            strsim::jaro_winkler(&u, &k)
+        }
+    };
+    let best = known
+        .iter()
+        .map(|k| (score(k), *k))
+        .filter(|(s, _)| *s >= 0.85)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    match best {
+        Some((_, k)) => format!("{message}; did you mean `{k}`?"),
+        None => message.to_string(),
     }
 }
 

@@ -50,11 +50,33 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 /// Reads an optional duration field (`#[serde(default, deserialize_with = "de_duration_opt")]`).
+/// A bare number is refused with the fix (`interval = 60` → `"60s"`), not serde's "expected a
+/// string".
 pub fn de_duration_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    let s = String::deserialize(d)?;
-    parse_duration(&s)
-        .map(Some)
-        .map_err(serde::de::Error::custom)
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = Duration;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a duration such as \"30s\"")
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Duration, E> {
+            parse_duration(s).map_err(E::custom)
+        }
+        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Duration, E> {
+            Err(E::custom(format!(
+                "expected a duration such as \"{n}s\" (a string with a unit), not the number {n}"
+            )))
+        }
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Duration, E> {
+            self.visit_i64(n.min(i64::MAX as u64) as i64)
+        }
+        fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Duration, E> {
+            Err(E::custom(format!(
+                "expected a duration such as \"{n}s\" (a string with a unit), not the number {n}"
+            )))
+        }
+    }
+    d.deserialize_any(V).map(Some)
 }
 
 /// Reads an optional size field: a number of bytes or a string with a unit.
@@ -90,6 +112,24 @@ pub fn ser_labels<S: Serializer>(l: &Labels, s: S) -> Result<S::Ok, S::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_for_durations_say_how_to_write_them() {
+        let e = toml::from_str::<T>("d = 60").err().unwrap().to_string();
+        assert!(e.contains("expected a duration such as \"60s\""), "{e}");
+        let e = toml::from_str::<T>("d = true").err().unwrap().to_string();
+        assert!(e.contains("a duration such as \"30s\""), "{e}");
+        assert_eq!(
+            toml::from_str::<T>("d = \"1m\"").unwrap().d,
+            Some(Duration::from_secs(60))
+        );
+    }
+
+    #[derive(serde::Deserialize)]
+    struct T {
+        #[serde(default, deserialize_with = "de_duration_opt")]
+        d: Option<Duration>,
+    }
 
     #[test]
     fn sizes_and_durations() {

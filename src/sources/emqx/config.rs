@@ -119,7 +119,7 @@ impl Component for EmqxConfig {
 
     fn validate(s: RawEmqx, http: RawHttp, sec: &Section<'_>) -> Result<Self, ConfigError> {
         let interval = s.interval.unwrap_or(sec.relay.interval);
-        let timeout = s.timeout.unwrap_or(Duration::from_secs(10)).min(interval);
+        let timeout = sec.source_timeout(s.timeout, Duration::from_secs(10), interval);
         let api_secret = sec.required_secret(
             s.api_secret.as_deref(),
             s.api_secret_file.as_deref(),
@@ -159,6 +159,12 @@ impl Component for EmqxConfig {
         let url = sec.url(&s.url, "url")?;
         let http = sec.http(http, timeout, &["authorization", "accept"])?;
         sec.check_transport(&url, &http, true);
+        if flags.enable_qos_split && !flags.enable_processed_counters {
+            sec.warn("enable_qos_split needs enable_processed_counters = true: without it no per-QoS series is exported");
+        }
+        if flags.enable_reason_split && !flags.enable_dropped_counters {
+            sec.warn("enable_reason_split needs enable_dropped_counters = true: without it no per-reason series is exported");
+        }
         Ok(EmqxConfig {
             url,
             api_key: sec.expand(&s.api_key, "api_key")?,

@@ -64,7 +64,7 @@ impl Component for LinkhubConfig {
 
     fn validate(s: RawLinkhub, http: RawHttp, sec: &Section<'_>) -> Result<Self, ConfigError> {
         let interval = s.interval.unwrap_or(Duration::from_secs(10));
-        let timeout = s.timeout.unwrap_or(Duration::from_secs(5)).min(interval);
+        let timeout = sec.source_timeout(s.timeout, Duration::from_secs(5), interval);
         let request_key = sec.secret(
             s.request_key.as_deref(),
             s.request_key_file.as_deref(),

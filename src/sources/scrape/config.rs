@@ -46,7 +46,7 @@ impl Component for ScrapeConfig {
 
     fn validate(s: RawScrape, http: RawHttp, sec: &Section<'_>) -> Result<Self, ConfigError> {
         let interval = s.interval.unwrap_or(sec.relay.interval);
-        let timeout = s.timeout.unwrap_or(Duration::from_secs(10)).min(interval);
+        let timeout = sec.source_timeout(s.timeout, Duration::from_secs(10), interval);
         let url = sec.url(&s.url, "url")?;
         let http = sec.http(http, timeout, &["accept"])?;
         sec.check_transport(&url, &http, false);

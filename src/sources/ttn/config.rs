@@ -79,7 +79,7 @@ impl Component for TtnConfig {
 
     fn validate(s: RawTtn, http: RawHttp, sec: &Section<'_>) -> Result<Self, ConfigError> {
         let interval = s.interval.unwrap_or(Duration::from_secs(60));
-        let timeout = s.timeout.unwrap_or(interval).min(interval);
+        let timeout = sec.source_timeout(s.timeout, interval, interval);
         let request_timeout = s
             .request_timeout
             .unwrap_or(Duration::from_secs(10))
