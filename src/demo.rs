@@ -117,13 +117,13 @@ async fn run_inner(a: DemoOptions) -> anyhow::Result<ExitCode> {
     let cfg = crate::config::parse(&toml_text, "(demo)", &|k| std::env::var(k).ok())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
 
-    println!("pushrelay demo: polling a simulated exporter at http://{sim_addr}/metrics every {interval}s");
+    crate::outln!("pushrelay demo: polling a simulated exporter at http://{sim_addr}/metrics every {interval}s");
     for u in &upstreams {
-        println!("  and {}", u.banner);
+        crate::outln!("  and {}", u.banner);
     }
     match (&a.remote_write_url, receiver_addr) {
-        (Some(url), _) => println!("pushing by remote-write to {url}"),
-        (None, Some(addr)) => println!(
+        (Some(url), _) => crate::outln!("pushing by remote-write to {url}"),
+        (None, Some(addr)) => crate::outln!(
             "pushing by remote-write and to a Pushgateway-compatible receiver at http://{addr}"
         ),
         (None, None) => {}
@@ -137,7 +137,7 @@ async fn run_inner(a: DemoOptions) -> anyhow::Result<ExitCode> {
     let relay = tokio::spawn(crate::relay::run_with(cfg, relay_cancel.clone(), env));
 
     if a.cycles == 0 {
-        println!("running until Ctrl-C");
+        crate::outln!("running until Ctrl-C");
         let c = relay_cancel.clone();
         tokio::spawn(crate::signals::cancel_on_signal(c));
         let mut tick = tokio::time::interval(Duration::from_secs(interval));
@@ -156,7 +156,7 @@ async fn run_inner(a: DemoOptions) -> anyhow::Result<ExitCode> {
                 Duration::from_secs(interval)
             };
             tokio::time::sleep(wait).await;
-            print!("cycle {cycle}/{}: ", a.cycles);
+            crate::out!("cycle {cycle}/{}: ", a.cycles);
             progress(&a, &store, &metrics);
         }
         relay_cancel.cancel();
@@ -167,7 +167,7 @@ async fn run_inner(a: DemoOptions) -> anyhow::Result<ExitCode> {
     if a.remote_write_url.is_some() {
         let sent = metrics.sent_total("remote");
         let dropped = metrics.dropped_total("remote");
-        println!("\nthe receiver accepted {sent} samples; {dropped} were refused or dropped");
+        crate::outln!("\nthe receiver accepted {sent} samples; {dropped} were refused or dropped");
         return Ok(if sent > 0 && dropped == 0 {
             ExitCode::SUCCESS
         } else {
@@ -175,7 +175,7 @@ async fn run_inner(a: DemoOptions) -> anyhow::Result<ExitCode> {
         });
     }
     let got = store.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    print!("{}", table(&got, &showcase));
+    crate::out!("{}", table(&got, &showcase));
     let ok = !got.series.is_empty() && !got.groups.is_empty() && got.bad_requests.is_empty();
     Ok(if ok {
         ExitCode::SUCCESS
@@ -201,7 +201,7 @@ async fn demo_upstreams(
 
 fn progress(a: &DemoOptions, store: &Store, metrics: &SelfMetrics) {
     if a.remote_write_url.is_some() {
-        println!(
+        crate::outln!(
             "{} samples accepted, {} refused so far",
             metrics.sent_total("remote"),
             metrics.dropped_total("remote")
@@ -209,7 +209,7 @@ fn progress(a: &DemoOptions, store: &Store, metrics: &SelfMetrics) {
     } else {
         let r = store.lock().unwrap_or_else(|p| p.into_inner());
         let samples: usize = r.series.values().map(|v| v.len()).sum();
-        println!(
+        crate::outln!(
             "receiver has {samples} samples in {} series from {} remote-write requests, {} pushgateway groups",
             r.series.len(),
             r.remote_write_requests,

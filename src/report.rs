@@ -1,6 +1,8 @@
 //! What a person reads of one poll: the `check` tables and values written for humans (used by
 //! `check` and `demo`).
 
+use std::io::Write;
+
 use crate::model::Sample;
 use crate::relay::prepare::is_report_series;
 use crate::relay::PollResult;
@@ -95,4 +97,28 @@ pub fn format_value(v: f64) -> String {
     } else {
         format!("{v}")
     }
+}
+
+/// Writes command output to standard output. A closed pipe (`pushrelay demo | head`) ends the
+/// process quietly with success, as Unix tools do, instead of a panic (an abort in release
+/// builds); other write errors are ignored (there is nowhere left to say them).
+pub fn write_out(s: &str) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(s.as_bytes()).and_then(|_| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+    }
+}
+
+/// `print!` through [`write_out`].
+#[macro_export]
+macro_rules! out {
+    ($($t:tt)*) => { $crate::report::write_out(&format!($($t)*)) };
+}
+
+/// `println!` through [`write_out`].
+#[macro_export]
+macro_rules! outln {
+    ($($t:tt)*) => { $crate::report::write_out(&format!("{}\n", format_args!($($t)*))) };
 }
