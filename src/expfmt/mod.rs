@@ -5,8 +5,10 @@
 //! (for the Pushgateway and `print`). Writing what was parsed and parsing it again gives the
 //! same families; the fuzz target in `fuzz/` checks exactly that.
 
+pub mod float;
+mod group;
 pub mod parse;
 pub mod write;
 
-pub use parse::{parse, ParseError};
-pub use write::{same_families, to_text, write_text};
+pub use parse::{parse, parse_bytes, ParseError};
+pub use write::{escape_name, same_families, same_series, to_text, to_text_escaped, write_text};
