@@ -22,6 +22,7 @@ pub mod demo;
 pub mod expfmt;
 pub mod http;
 pub mod model;
+pub mod relabel;
 pub mod relay;
 pub mod self_metrics;
 #[cfg(feature = "sim")]
