@@ -235,10 +235,12 @@ impl Grouper {
             MetricType::Summary => "quantile",
             _ => return true,
         };
+        // A gauge histogram's `le` is not normalised by Prometheus: numeric is enough.
+        let exact = f.kind != MetricType::GaugeHistogram;
         let canonical = |s: &Sample| {
-            s.labels
-                .get(needs)
-                .is_some_and(|v| v != "NaN" && canonical_label_float(v).is_some_and(|c| c == v))
+            s.labels.get(needs).is_some_and(|v| {
+                v != "NaN" && canonical_label_float(v).is_some_and(|c| !exact || c == v)
+            })
         };
         f.samples.iter().all(|s| {
             let role = self.routes.get(&s.name).map_or(Role::Plain, |r| r.1);

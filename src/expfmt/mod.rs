@@ -1,4 +1,5 @@
-//! The Prometheus text exposition format 0.0.4: a careful parser and a writer.
+//! The exposition formats: careful parsers for the Prometheus text format (0.0.4/1.0.0) and
+//! OpenMetrics text 1.0, content negotiation, and a writer.
 //!
 //! [`parse`] reads a scrape body into [`Family`](crate::model::Family)s and refuses a
 //! malformed body whole, naming the line; [`write_text`] and [`to_text`] write families back
@@ -7,6 +8,8 @@
 
 pub mod float;
 mod group;
+pub mod negotiate;
+pub mod openmetrics;
 pub mod parse;
 pub mod write;
 
