@@ -17,7 +17,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+use crate::expfmt::negotiate::{ScrapeProtocol, DEFAULT_PROTOCOLS};
 use crate::model::{is_valid_label_name, Labels};
+use crate::relabel::{RawRelabelConfig, RelabelConfig};
 
 /// Name of the pseudo-source that carries the relay's own metrics; no source may take it.
 pub const SELF_JOB: &str = "pushrelay";
@@ -130,6 +132,15 @@ impl SourceConfig {
             SourceConfig::Linkhub(s) => s.interval,
         }
     }
+    /// The source's `metric_relabel_configs`, applied to every series it yields.
+    pub fn metric_relabel_configs(&self) -> &[RelabelConfig] {
+        match self {
+            SourceConfig::Scrape(s) => &s.metric_relabel_configs,
+            SourceConfig::Ttn(s) => &s.metric_relabel_configs,
+            SourceConfig::Emqx(s) => &s.metric_relabel_configs,
+            SourceConfig::Linkhub(s) => &s.metric_relabel_configs,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -143,10 +154,29 @@ pub struct ScrapeConfig {
     /// holds the same value).
     #[serde(skip_serializing)]
     pub timeout: Duration,
-    /// Largest body accepted, in bytes.
+    /// Largest body accepted, in bytes (after decompression).
     pub body_size_limit: u64,
+    /// Prometheus's `honor_labels`: a scraped `job`/`instance` wins over the target's
+    /// (false: it is kept as `exported_job`/`exported_instance`).
+    pub honor_labels: bool,
+    /// Prometheus's `honor_timestamps`: keep the timestamps the target gives.
+    pub honor_timestamps: bool,
+    /// Most samples one scrape may yield after relabelling (0: no limit).
+    pub sample_limit: u64,
+    /// Most labels one series may have, its name included (0: no limit).
+    pub label_limit: u64,
+    /// Longest label name, in bytes (0: no limit).
+    pub label_name_length_limit: u64,
+    /// Longest label value, in bytes (0: no limit).
+    pub label_value_length_limit: u64,
+    /// Formats asked for, in order of preference (the `Accept` header).
+    pub scrape_protocols: Vec<ScrapeProtocol>,
+    /// The parser used when the answer's `Content-Type` is missing or unknown.
+    pub fallback_scrape_protocol: ScrapeProtocol,
     #[serde(flatten)]
     pub http: HttpConfig,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub metric_relabel_configs: Vec<RelabelConfig>,
 }
 
 /// `type = "ttn"`: The Things Stack v3 gateways (see `sources::ttn`).
@@ -180,6 +210,8 @@ pub struct TtnConfig {
     #[serde(serialize_with = "ser_headers")]
     headers: Vec<(String, String)>,
     tls: TlsConfig,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub metric_relabel_configs: Vec<RelabelConfig>,
 }
 
 /// One monitored EMQX client (`clients = [{ client_id, alias }]`).
@@ -251,6 +283,8 @@ pub struct EmqxConfig {
     /// Headers, TLS and per-request timeout (auth is `api_key`/`api_secret`).
     #[serde(flatten)]
     pub http: HttpConfig,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub metric_relabel_configs: Vec<RelabelConfig>,
 }
 
 /// `type = "linkhub"`: an Alcatel/TCL 4G router's JSON-RPC web API (see `sources::linkhub`).
@@ -279,6 +313,8 @@ pub struct LinkhubConfig {
     /// Headers, TLS and per-request timeout.
     #[serde(flatten)]
     pub http: HttpConfig,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub metric_relabel_configs: Vec<RelabelConfig>,
 }
 
 /// One `[[sink]]`.
@@ -489,6 +525,8 @@ struct RawTtn {
     #[serde(default)]
     headers: BTreeMap<String, String>,
     tls: Option<RawTls>,
+    #[serde(default)]
+    metric_relabel_configs: Vec<Spanned<RawRelabelConfig>>,
 }
 
 #[derive(Deserialize)]
@@ -523,6 +561,8 @@ struct RawEmqx {
     #[serde(default)]
     headers: BTreeMap<String, String>,
     tls: Option<RawTls>,
+    #[serde(default)]
+    metric_relabel_configs: Vec<Spanned<RawRelabelConfig>>,
 }
 
 #[derive(Deserialize)]
@@ -546,6 +586,8 @@ struct RawLinkhub {
     #[serde(default)]
     headers: BTreeMap<String, String>,
     tls: Option<RawTls>,
+    #[serde(default)]
+    metric_relabel_configs: Vec<Spanned<RawRelabelConfig>>,
 }
 
 #[derive(Deserialize)]
@@ -561,12 +603,25 @@ struct RawScrape {
     timeout: Option<Duration>,
     #[serde(default, deserialize_with = "de_size_opt")]
     body_size_limit: Option<u64>,
+    metrics_path: Option<Spanned<String>>,
+    #[serde(default)]
+    params: BTreeMap<String, Vec<String>>,
+    honor_labels: Option<bool>,
+    honor_timestamps: Option<bool>,
+    sample_limit: Option<u64>,
+    label_limit: Option<u64>,
+    label_name_length_limit: Option<u64>,
+    label_value_length_limit: Option<u64>,
+    scrape_protocols: Option<Spanned<Vec<String>>>,
+    fallback_scrape_protocol: Option<Spanned<String>>,
     basic_auth: Option<RawBasicAuth>,
     bearer_token: Option<String>,
     bearer_token_file: Option<PathBuf>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
     tls: Option<RawTls>,
+    #[serde(default)]
+    metric_relabel_configs: Vec<Spanned<RawRelabelConfig>>,
 }
 
 /// A `[[sink]]` by its `type`.
@@ -1175,11 +1230,74 @@ impl Ctx<'_> {
                     self.check_name(&s.name, &prefix, span.clone())?;
                     let interval = s.interval.unwrap_or(interval);
                     let timeout = s.timeout.unwrap_or(Duration::from_secs(10)).min(interval);
+                    let mut url = self.url(&s.url, &format!("{prefix}.url"), span.clone())?;
+                    if let Some(p) = &s.metrics_path {
+                        if !p.get_ref().starts_with('/') {
+                            return Err(self.at(
+                                p.span(),
+                                &format!("{prefix}.metrics_path"),
+                                "metrics_path must start with '/'",
+                            ));
+                        }
+                        url.set_path(p.get_ref());
+                    }
+                    if !s.params.is_empty() {
+                        let mut q = url.query_pairs_mut();
+                        for (k, vs) in &s.params {
+                            for v in vs {
+                                q.append_pair(k, v);
+                            }
+                        }
+                    }
+                    let protocol = |v: &Spanned<String>, key: &str| {
+                        ScrapeProtocol::from_name(v.get_ref())
+                            .map_err(|m| self.at(v.span(), &format!("{prefix}.{key}"), m))
+                    };
+                    let scrape_protocols = match &s.scrape_protocols {
+                        None => DEFAULT_PROTOCOLS.to_vec(),
+                        Some(list) => {
+                            let key = format!("{prefix}.scrape_protocols");
+                            if list.get_ref().is_empty() {
+                                return Err(self.at(
+                                    list.span(),
+                                    &key,
+                                    "scrape_protocols cannot be empty",
+                                ));
+                            }
+                            let mut v: Vec<ScrapeProtocol> = Vec::new();
+                            for name in list.get_ref() {
+                                let p = ScrapeProtocol::from_name(name)
+                                    .map_err(|m| self.at(list.span(), &key, m))?;
+                                if v.contains(&p) {
+                                    return Err(self.at(
+                                        list.span(),
+                                        &key,
+                                        format!("{name} is listed twice"),
+                                    ));
+                                }
+                                v.push(p);
+                            }
+                            v
+                        }
+                    };
+                    let fallback_scrape_protocol = match &s.fallback_scrape_protocol {
+                        None => ScrapeProtocol::PrometheusText0_0_4,
+                        Some(v) => protocol(v, "fallback_scrape_protocol")?,
+                    };
                     SourceConfig::Scrape(ScrapeConfig {
-                        url: self.url(&s.url, &format!("{prefix}.url"), span.clone())?,
+                        url,
                         interval,
                         timeout,
                         body_size_limit: s.body_size_limit.unwrap_or(16 << 20),
+                        honor_labels: s.honor_labels.unwrap_or(false),
+                        honor_timestamps: s.honor_timestamps.unwrap_or(true),
+                        sample_limit: s.sample_limit.unwrap_or(200_000),
+                        label_limit: s.label_limit.unwrap_or(0),
+                        label_name_length_limit: s.label_name_length_limit.unwrap_or(0),
+                        label_value_length_limit: s.label_value_length_limit.unwrap_or(0),
+                        scrape_protocols,
+                        fallback_scrape_protocol,
+                        metric_relabel_configs: self.relabel(&prefix, s.metric_relabel_configs)?,
                         http: self.http(
                             &prefix,
                             span,
@@ -1251,6 +1369,7 @@ impl Ctx<'_> {
                         headers: http.headers.clone(),
                         tls: http.tls.clone(),
                         http,
+                        metric_relabel_configs: self.relabel(&prefix, s.metric_relabel_configs)?,
                         name: s.name,
                     })
                 }
@@ -1321,6 +1440,7 @@ impl Ctx<'_> {
                         forget_after: s.forget_after.unwrap_or(Duration::from_secs(24 * 3600)),
                         monotonic_counters: s.monotonic_counters.unwrap_or(true),
                         flags,
+                        metric_relabel_configs: self.relabel(&prefix, s.metric_relabel_configs)?,
                         http: self.http(
                             &prefix,
                             span,
@@ -1388,6 +1508,7 @@ impl Ctx<'_> {
                         interval,
                         timeout,
                         compat_names: s.compat_names,
+                        metric_relabel_configs: self.relabel(&prefix, s.metric_relabel_configs)?,
                         http: self.http(
                             &prefix,
                             span,
@@ -1556,6 +1677,26 @@ impl Ctx<'_> {
     }
 
     /// Source and sink names become label values and URL path parts: keep them plain.
+    /// Validates a source's `metric_relabel_configs`, locating an error at its rule.
+    fn relabel(
+        &self,
+        prefix: &str,
+        raw: Vec<Spanned<RawRelabelConfig>>,
+    ) -> Result<Vec<RelabelConfig>, ConfigError> {
+        raw.into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                crate::relabel::validate(r.get_ref()).map_err(|m| {
+                    self.at(
+                        r.span(),
+                        &format!("{prefix}.metric_relabel_configs[{i}]"),
+                        m,
+                    )
+                })
+            })
+            .collect()
+    }
+
     fn check_name(&self, name: &str, prefix: &str, span: Range<usize>) -> Result<(), ConfigError> {
         let ok = !name.is_empty()
             && name
@@ -1743,6 +1884,54 @@ delete_on_shutdown = false
             seen += 1;
         }
         assert!(seen >= 4, "examples/*.toml: {seen}");
+    }
+
+    #[test]
+    fn scrape_options_and_relabel_rules() {
+        let base = "[[source]]\ntype = \"scrape\"\nname = \"n\"\nurl = \"http://x:1/m\"\n";
+        let c = parse_ok(&format!(
+            "{base}metrics_path = \"/probe\"\nparams = {{ module = [\"a\", \"b c\"] }}\nhonor_labels = true\nsample_limit = 5\nscrape_protocols = [\"PrometheusText0.0.4\"]\n[[source.metric_relabel_configs]]\nsource_labels = [\"__name__\"]\nregex = \"x\"\naction = \"keep\"\n"
+        ));
+        let SourceConfig::Scrape(s) = &c.sources[0] else {
+            panic!()
+        };
+        assert_eq!(s.url.as_str(), "http://x:1/probe?module=a&module=b+c");
+        assert!(s.honor_labels && s.honor_timestamps);
+        assert_eq!(s.sample_limit, 5);
+        assert_eq!(s.scrape_protocols, [ScrapeProtocol::PrometheusText0_0_4]);
+        assert_eq!(c.sources[0].metric_relabel_configs().len(), 1);
+        let e = parse_err(&format!(
+            "{base}[[source.metric_relabel_configs]]\naction = \"hashmod\"\nsource_labels = [\"a\"]\ntarget_label = \"b\"\n"
+        ));
+        assert!(
+            e.starts_with("test.toml:5:1: source.n.metric_relabel_configs[0]: relabel action hashmod needs a non-zero modulus"),
+            "{e}"
+        );
+        let e = parse_err(&format!(
+            "{base}[[source.metric_relabel_configs]]\nregex = \"(\"\n"
+        ));
+        assert!(
+            e.contains("test.toml:5:1") && e.contains("invalid regex"),
+            "{e}"
+        );
+        let e = parse_err(&format!("{base}scrape_protocols = [\"PrometheusProto\"]\n"));
+        assert!(
+            e.starts_with("test.toml:5:20: source.n.scrape_protocols: PrometheusProto"),
+            "{e}"
+        );
+        let e = parse_err(&format!("{base}metrics_path = \"probe\"\n"));
+        assert!(
+            e.starts_with("test.toml:5:16: source.n.metrics_path"),
+            "{e}"
+        );
+        let e = parse_err(&format!("{base}sample_limit = -1\n"));
+        assert!(e.contains("test.toml:5:16"), "{e}");
+        // Relabelling is for every source type.
+        let e = parse_err("[[source]]\ntype = \"linkhub\"\nname = \"l\"\nurl = \"http://x\"\nrequest_key = \"k\"\n[[source.metric_relabel_configs]]\naction = \"bogus\"\n");
+        assert!(
+            e.contains("source.l.metric_relabel_configs[0]: unknown relabel action"),
+            "{e}"
+        );
     }
 
     #[test]
