@@ -15,7 +15,7 @@ use crate::model::{now_ms, Snapshot};
 use crate::self_metrics::SelfMetrics;
 use crate::sinks::Sink;
 use crate::sources::{self, Source, SourceError};
-use prepare::Preparer;
+use prepare::{Preparer, SeriesRules};
 
 /// The latest prepared snapshot of each source, for `GET /metrics`.
 type LastSnapshots = Arc<Mutex<BTreeMap<String, Arc<Snapshot>>>>;
@@ -37,7 +37,8 @@ async fn poll(
         Ok(f) => (Some(f), None),
         Err(e) => (None, Some(e)),
     };
-    (prep.prepare(fams, started_ms, secs), err, secs)
+    let (snapshot, rejected) = prep.prepare_checked(fams, started_ms, secs);
+    (snapshot, err.or(rejected.map(SourceError::Invalid)), secs)
 }
 
 /// The outcome of polling every source once (for `once`, `print`, `check`).
@@ -75,7 +76,8 @@ pub async fn poll_all_once(cfg: &Config, mode: OneShot) -> anyhow::Result<Vec<Po
             source.instance(),
             &cfg.relay.external_labels,
             true,
-        );
+        )
+        .with_rules(SeriesRules::of(sc));
         set.spawn(async move {
             let (snapshot, err, secs) = poll(source.as_mut(), &mut prep).await;
             let r = PollResult {
@@ -201,7 +203,7 @@ pub async fn run_with_metrics(
         ));
     }
     let n_sources = sources_built.len().max(1);
-    for (i, mut source) in sources_built.into_iter().enumerate() {
+    for (i, (mut source, sc)) in sources_built.into_iter().zip(&cfg.sources).enumerate() {
         let sinks = sinks.clone();
         let cancel = cancel.clone();
         let last = last.clone();
@@ -211,7 +213,8 @@ pub async fn run_with_metrics(
             source.instance(),
             &cfg.relay.external_labels,
             true,
-        );
+        )
+        .with_rules(SeriesRules::of(sc));
         // Spread the first polls over a short window so sources do not all fire at once.
         let offset = source.interval().min(Duration::from_secs(2)) * i as u32 / n_sources as u32;
         tasks.spawn(async move {
