@@ -46,9 +46,69 @@ fn parse_go_float(tok: &str) -> Result<f64, Option<String>> {
 /// formatting): `NaN`, `+Inf`, `-Inf`, else Go's shortest `%g` form (`1e+06`, `1e-05`,
 /// `0.0001`, `123456`) with `.0` added when that has neither a dot nor an exponent. `None` when
 /// `text` is not a number by Go's `ParseFloat` (then Prometheus keeps the text as it is).
+/// Here Go's full syntax applies, as Prometheus uses `ParseFloat` directly: `_` between digits
+/// (`1_000`) and hexadecimal floats (`0x1p3`) are numbers.
 pub fn canonical_label_float(text: &str) -> Option<String> {
-    let v = parse_go_float(text).ok()?;
+    let v = parse_go_float_full(text)?;
     Some(format_float(v))
+}
+
+/// Go's `strconv.ParseFloat(s, 64)` with its whole syntax: decimal forms, `_` separators and
+/// hexadecimal mantissas with a binary exponent.
+fn parse_go_float_full(s: &str) -> Option<f64> {
+    let (sign, body) = match s.as_bytes().first() {
+        Some(b'-') => (-1.0, &s[1..]),
+        Some(b'+') => (1.0, &s[1..]),
+        _ => (1.0, s),
+    };
+    let lower = body.to_ascii_lowercase();
+    if let Some(hex) = lower.strip_prefix("0x") {
+        return parse_hex_float(hex).map(|v| sign * v);
+    }
+    if !s.contains('_') {
+        return parse_go_float(s).ok();
+    }
+    // Go: an underscore must sit between two digits.
+    let b = body.as_bytes();
+    let ok = b.iter().enumerate().all(|(i, &c)| {
+        c != b'_'
+            || (i > 0 && i + 1 < b.len() && b[i - 1].is_ascii_digit() && b[i + 1].is_ascii_digit())
+    });
+    if !ok {
+        return None;
+    }
+    let cleaned: String = s.chars().filter(|&c| c != '_').collect();
+    parse_go_float(&cleaned).ok()
+}
+
+/// The part of a Go hexadecimal float after `0x`: hex digits with an optional point (and `_`
+/// between digits), then a mandatory `p` and a decimal exponent of two.
+fn parse_hex_float(s: &str) -> Option<f64> {
+    let (mant, exp) = s.split_once('p')?;
+    let exp: i32 = exp.replace('_', "").parse().ok()?;
+    let mut value = 0f64;
+    let mut scale = 0i32;
+    let mut seen_point = false;
+    let mut digits = 0;
+    for c in mant.chars() {
+        match c {
+            '.' if !seen_point => seen_point = true,
+            '_' => {}
+            c => {
+                let d = c.to_digit(16)?;
+                value = value * 16.0 + d as f64;
+                digits += 1;
+                if seen_point {
+                    scale -= 4;
+                }
+            }
+        }
+    }
+    if digits == 0 {
+        return None;
+    }
+    let v = value * 2f64.powi(exp + scale);
+    v.is_finite().then_some(v)
 }
 
 /// Formats `v` as Prometheus's OpenMetrics float formatting does (see [`canonical_label_float`]).
@@ -58,6 +118,10 @@ pub fn format_float(v: f64) -> String {
     }
     if v.is_infinite() {
         return if v > 0.0 { "+Inf" } else { "-Inf" }.into();
+    }
+    if v == 0.0 {
+        // Prometheus writes both zeros as "0.0".
+        return "0.0".into();
     }
     let mut out = format_go_g(v);
     if !out.contains(['.', 'e']) {
@@ -127,7 +191,11 @@ mod tests {
             ("-inf", "-Inf"),
             ("nan", "NaN"),
             ("0", "0.0"),
-            ("-0", "-0.0"),
+            ("-0", "0.0"),
+            ("1_000", "1000.0"),
+            ("0x1p3", "8.0"),
+            ("0x1.8p1", "3.0"),
+            ("-0x10p-4", "-1.0"),
             ("100000", "100000.0"),
             ("999999", "999999.0"),
             ("1000000", "1e+06"),
@@ -151,7 +219,9 @@ mod tests {
                 "{input}"
             );
         }
-        for bad in ["bla", "", "1e400", "+nan", "0x10", "1,5"] {
+        for bad in [
+            "bla", "", "1e400", "+nan", "0x10", "1,5", "_1", "1__0", "1_", "0xp1",
+        ] {
             assert_eq!(canonical_label_float(bad), None, "{bad}");
         }
     }

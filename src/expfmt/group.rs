@@ -16,8 +16,9 @@
 //!   canonical `le`, a summary sample without one for `quantile`, a bare histogram sample) is
 //!   split into untyped families, one per sample name, so a strict reader takes it.
 //! - Per series (name and labels), a sample is kept only if its timestamp is later than the
-//!   last kept one's (a sample without a timestamp counts as the latest possible): repeats and
-//!   samples going back in time are dropped, as Prometheus's storage drops them.
+//!   last kept one's (a sample without a timestamp counts as "now", the time of the scrape),
+//!   and a sample without a timestamp only if the series was not seen before: repeats and
+//!   samples going back in time are dropped, as Prometheus's scrape loop and storage drop them.
 //! - Families keep the order in which they first appeared; families left without samples are
 //!   not returned.
 
@@ -67,7 +68,7 @@ fn accepts(kind: MetricType, role: Role) -> bool {
 }
 
 /// One link of the per-series chains: the first kept sample of a series, by position, and the
-/// latest timestamp kept for it (`i64::MAX` standing for "no timestamp": the scrape's time).
+/// latest timestamp kept for it (a sample without one counts as [`Grouper::now`]).
 #[derive(Debug, Clone, Copy)]
 struct Seen {
     family: usize,
@@ -80,6 +81,8 @@ const NO_NEXT: usize = usize::MAX;
 
 #[derive(Default)]
 pub(crate) struct Grouper {
+    /// The time a sample without a timestamp stands for (the scrape's), in milliseconds.
+    now: i64,
     families: Vec<Family>,
     typed: Vec<bool>,
     helped: Vec<bool>,
@@ -94,6 +97,14 @@ pub(crate) struct Grouper {
 }
 
 impl Grouper {
+    /// A grouper for a body scraped at `now_ms`.
+    pub fn new(now_ms: i64) -> Grouper {
+        Grouper {
+            now: now_ms,
+            ..Grouper::default()
+        }
+    }
+
     /// The family called `name`, created (untyped, without help) if there is none yet.
     fn family(&mut self, name: &str) -> usize {
         if let Some(&i) = self.by_name.get(name) {
@@ -176,7 +187,7 @@ impl Grouper {
 
     /// Adds one sample (see the module docs for what is dropped).
     pub fn sample(&mut self, name: &str, labels: Labels, value: f64, timestamp_ms: Option<i64>) {
-        let ts = timestamp_ms.unwrap_or(i64::MAX);
+        let ts = timestamp_ms.unwrap_or(self.now);
         let mut h = self.hasher.build_hasher();
         name.hash(&mut h);
         labels.hash(&mut h);
@@ -193,7 +204,9 @@ impl Grouper {
                     let link = self.seen[cur];
                     let s = &self.families[link.family].samples[link.sample];
                     if s.name == name && s.labels == labels {
-                        if ts <= link.last_ts {
+                        // Prometheus drops a sample without a timestamp for a series this
+                        // scrape already had, and storage one that does not move time forward.
+                        if timestamp_ms.is_none() || ts <= link.last_ts {
                             return;
                         }
                         self.seen[cur].last_ts = ts;

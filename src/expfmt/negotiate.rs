@@ -126,7 +126,11 @@ pub fn protocol_for(content_type: Option<&str>, fallback: ScrapeProtocol) -> Scr
 }
 
 /// Parses a scrape body with the parser `protocol` calls for.
+/// An empty body is no samples in any format (Prometheus takes it even as OpenMetrics).
 pub fn parse_as(protocol: ScrapeProtocol, body: &[u8]) -> Result<Vec<Family>, super::ParseError> {
+    if body.is_empty() {
+        return Ok(Vec::new());
+    }
     if protocol.is_openmetrics() {
         super::openmetrics::parse(body)
     } else {

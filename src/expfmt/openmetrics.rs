@@ -35,7 +35,7 @@ pub fn parse(body: &[u8]) -> Result<Vec<Family>, ParseError> {
         b: body,
         pos: 0,
         mtype: None,
-        group: Grouper::default(),
+        group: Grouper::new(crate::model::now_ms()),
     };
     let mut line = 1;
     loop {
@@ -390,6 +390,14 @@ impl<'a> Om<'a> {
                 }
             }
         }
+        // Prometheus removes every label of a name given an empty value (all of that name)
+        // before it looks for repeated names.
+        let emptied: Vec<String> = pairs
+            .iter()
+            .filter(|(_, v)| v.is_empty())
+            .map(|(k, _)| k.clone())
+            .collect();
+        pairs.retain(|(k, _)| !emptied.contains(k));
         let labels = Labels::from_pairs(pairs).map_err(|e| format!("{e} in {name}"))?;
         self.group.sample(&name, labels, value, timestamp_ms);
         Ok(())

@@ -60,7 +60,7 @@ pub fn parse_bytes(body: &[u8]) -> Result<Vec<crate::model::Family>, ParseError>
         b: body,
         pos: 0,
         mtype: None,
-        group: Grouper::default(),
+        group: Grouper::new(crate::model::now_ms()),
         pairs: Vec::new(),
     };
     loop {
@@ -478,6 +478,14 @@ impl<'a> Parser<'a> {
                 }
             }
         }
+        // Prometheus removes every label of a name given an empty value (all of that name)
+        // before it looks for repeated names.
+        let emptied: Vec<String> = pairs
+            .iter()
+            .filter(|(_, v)| v.is_empty())
+            .map(|(k, _)| k.clone())
+            .collect();
+        pairs.retain(|(k, _)| !emptied.contains(k));
         let labels = Labels::from_pairs(pairs.drain(..)).map_err(|e| format!("{e} in {name}"))?;
         self.pairs = pairs;
         self.group.sample(&name, labels, value, timestamp_ms);
@@ -612,7 +620,10 @@ mod tests {
         // Empty values are dropped.
         assert!(one("a{b=\"\"} 1").labels.is_empty());
         err_has("a{b=\"1\",b=\"2\"} 1\n", 1, "repeated label name");
-        err_has("a{b=\"\",b=\"2\"} 1\n", 1, "repeated label name");
+        assert!(
+            one("a{b=\"\",b=\"2\"} 1").labels.is_empty(),
+            "a name with an empty value goes"
+        );
         err_has("a{__name__=\"b\"} 1\n", 1, "__name__");
         err_has("a{,b=\"1\"} 1\n", 1, "expected a label name");
         err_has("a{b=\"1\",,} 1\n", 1, "expected a label name");
@@ -709,7 +720,17 @@ mod tests {
         assert_eq!(got, [("a", 1.0, None), ("b", 7.0, None)]);
         let s = all("a 3 1000\na 4 2000\na 5 1500\na 6 2000\na 7\n");
         let got: Vec<_> = s.iter().map(|s| (s.value, s.timestamp_ms)).collect();
-        assert_eq!(got, [(3.0, Some(1000)), (4.0, Some(2000)), (7.0, None)]);
+        assert_eq!(
+            got,
+            [(3.0, Some(1000)), (4.0, Some(2000))],
+            "no timestamp: seen already"
+        );
+        let s = all("a 1\na 2 4102444800000\n");
+        assert_eq!(
+            s.len(),
+            2,
+            "a later timestamp after the scrape's time is kept"
+        );
     }
 
     #[test]
