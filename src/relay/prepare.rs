@@ -147,6 +147,7 @@ impl Preparer {
         let mut out = Vec::with_capacity(raw.len());
         let mut count: u64 = 0;
         for mut fam in raw {
+            let had_samples = !fam.samples.is_empty();
             let mut samples = Vec::with_capacity(fam.samples.len());
             for mut s in fam.samples {
                 let labels = self.target_labels(&s.labels);
@@ -167,6 +168,10 @@ impl Preparer {
                 s.name = name;
                 s.labels = labels;
                 samples.push(s);
+            }
+            if had_samples && samples.is_empty() {
+                // Relabelled away whole: no metadata for it either.
+                continue;
             }
             fam.samples = samples;
             out.push(fam);
@@ -369,6 +374,32 @@ mod tests {
         // The dropped series never goes stale.
         let s2 = p.prepare(Some(vec![fam("a", &[(&[("x", "1")], 1.0)])]), 2000, 0.0);
         assert!(s2.stale.is_empty(), "{:?}", s2.stale);
+    }
+
+    #[test]
+    fn every_source_type_gets_its_relabel_rules() {
+        let text = "[[source]]\ntype = \"linkhub\"\nname = \"l\"\nurl = \"http://x\"\nrequest_key = \"k\"\n[[source.metric_relabel_configs]]\nsource_labels = [\"__name__\"]\nregex = \"x\"\naction = \"drop\"\n[[sink]]\ntype = \"remote_write\"\nname = \"rw\"\nurl = \"http://x:1/w\"\n";
+        let cfg = crate::config::parse(text, "t.toml", &|_| None).unwrap();
+        let r = SeriesRules::of(&cfg.sources[0]);
+        assert_eq!(r.relabel.len(), 1);
+        assert_eq!(
+            (r.sample_limit, r.honor_labels),
+            (0, false),
+            "scrape options only for scrape"
+        );
+        let mut p = Preparer::new("l", "x:80", &Labels::new(), true).with_rules(r);
+        let s = p.prepare(
+            Some(vec![fam("x", &[(&[], 1.0)]), fam("y", &[(&[], 2.0)])]),
+            1,
+            0.0,
+        );
+        let names: Vec<_> = s
+            .families
+            .iter()
+            .skip(3)
+            .map(|f| (f.name.as_str(), f.samples.len()))
+            .collect();
+        assert_eq!(names, [("y", 1)], "a family relabelled away goes whole");
     }
 
     #[test]
