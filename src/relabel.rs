@@ -350,7 +350,7 @@ mod tests {
     fn keep_drop_and_anchoring() {
         let keep = rule("source_labels = [\"__name__\"]\nregex = \"node_.*\"\naction = \"keep\"");
         assert_eq!(
-            run(&[keep.clone()], "node_load1", &[]).as_deref(),
+            run(std::slice::from_ref(&keep), "node_load1", &[]).as_deref(),
             Some("node_load1")
         );
         assert_eq!(
@@ -360,7 +360,7 @@ mod tests {
         );
         let drop = rule("source_labels = [\"a\", \"b\"]\nregex = \"1;\"\naction = \"DROP\"");
         assert_eq!(
-            run(&[drop.clone()], "m", &[("a", "1")]),
+            run(std::slice::from_ref(&drop), "m", &[("a", "1")]),
             None,
             "missing label is empty"
         );
@@ -371,7 +371,7 @@ mod tests {
     fn replace_and_expansion() {
         let r = rule("source_labels = [\"instance\"]\nregex = \"(.*):(\\\\d+)\"\ntarget_label = \"host\"\nreplacement = \"${1}-$2\"");
         assert_eq!(
-            run(&[r.clone()], "m", &[("instance", "h:9100")]).as_deref(),
+            run(std::slice::from_ref(&r), "m", &[("instance", "h:9100")]).as_deref(),
             Some("m{host=\"h-9100\",instance=\"h:9100\"}")
         );
         assert_eq!(
@@ -416,7 +416,7 @@ mod tests {
             Some("m{a=\"AbC\",b=\"abc\"}")
         );
         let eq = rule("source_labels = [\"a\"]\ntarget_label = \"b\"\naction = \"keepequal\"");
-        assert!(run(&[eq.clone()], "m", &[("a", "1"), ("b", "1")]).is_some());
+        assert!(run(std::slice::from_ref(&eq), "m", &[("a", "1"), ("b", "1")]).is_some());
         assert!(run(&[eq], "m", &[("a", "1"), ("b", "2")]).is_none());
     }
 

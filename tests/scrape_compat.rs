@@ -292,6 +292,9 @@ fn pushrelay_config(cases: &[Case], target: &str, capture: &str, state: &Path) -
     t
 }
 
+/// Series samples as (series as `name{labels}`, own timestamp, value bits).
+type SeriesSet = BTreeSet<(String, Option<i64>, u64)>;
+
 /// The first scrape of one job as (accepted, series): samples at the first `up`'s timestamp
 /// count as "no timestamp", samples at another scrape's time are left out.
 ///
@@ -304,10 +307,7 @@ fn pushrelay_config(cases: &[Case], target: &str, capture: &str, state: &Path) -
 ///   only samples that move time forward (a second sample at the same timestamp fails as a
 ///   duplicate, an earlier one as out of order): received samples are filtered that way, in
 ///   arrival order, as the TSDB would store them.
-fn first_scrape(
-    sent: Option<&Sent>,
-    observable_from: i64,
-) -> Option<(bool, BTreeSet<(String, Option<i64>, u64)>)> {
+fn first_scrape(sent: Option<&Sent>, observable_from: i64) -> Option<(bool, SeriesSet)> {
     let sent = sent?;
     let (&t1, &up) = sent.up.iter().next()?;
     let mut last: BTreeMap<String, i64> = BTreeMap::new();

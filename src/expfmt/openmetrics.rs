@@ -75,6 +75,9 @@ fn unescape(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// What a label block holds: the quoted metric name, if any, and the label pairs.
+type LabelBlock = (Option<String>, Vec<(String, String)>);
+
 struct Om<'a> {
     b: &'a [u8],
     pos: usize,
@@ -223,11 +226,10 @@ impl<'a> Om<'a> {
             }
             _ => {
                 let unit = String::from_utf8_lossy(text).into_owned();
-                if !unit.is_empty()
-                    && !(name.len() > unit.len()
-                        && name.ends_with(&unit)
-                        && name.as_bytes()[name.len() - unit.len() - 1] == b'_')
-                {
+                let suffix = name.len() > unit.len()
+                    && name.ends_with(&unit)
+                    && name.as_bytes()[name.len() - unit.len() - 1] == b'_';
+                if !unit.is_empty() && !suffix {
                     return Err(format!("unit {unit:?} not a suffix of metric {name:?}"));
                 }
                 self.group.unit(&name, unit);
@@ -237,10 +239,7 @@ impl<'a> Om<'a> {
     }
 
     /// A label block at `pos` (on its `{`): the metric name inside, if any, and the pairs.
-    fn labels(
-        &mut self,
-        exemplar: bool,
-    ) -> Result<(Option<String>, Vec<(String, String)>), String> {
+    fn labels(&mut self, exemplar: bool) -> Result<LabelBlock, String> {
         self.pos += 1;
         let mut name = None;
         let mut pairs = Vec::new();
