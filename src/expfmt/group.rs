@@ -29,6 +29,57 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use super::float::canonical_label_float;
 use crate::model::{Family, Labels, MetricType, Sample};
 
+/// The metric name of a sample: the bare one before the braces or the quoted one inside
+/// them; both, neither, or an empty one is an error.
+pub(crate) fn sample_name(bare: Option<&str>, quoted: Option<String>) -> Result<String, String> {
+    let name = match (bare, quoted) {
+        (Some(_), Some(_)) => return Err("metric name given twice".into()),
+        (Some(n), None) => n.to_string(),
+        (None, Some(n)) => n,
+        (None, None) => return Err("series without a metric name".into()),
+    };
+    if name.is_empty() {
+        return Err("empty metric name".into());
+    }
+    Ok(name)
+}
+
+/// Turns the parsed label pairs of sample `name` into its label set, as Prometheus checks and
+/// stores them: an empty name or `__name__` is an error; after a TYPE line of `mtype` histogram
+/// (summary) `le` (`quantile`) values are normalised; every label of a name given an empty value
+/// is removed before repeated names are looked for (a repeat is an error).
+pub(crate) fn sample_labels(
+    name: &str,
+    mtype: Option<MetricType>,
+    mut pairs: Vec<(String, String)>,
+) -> Result<Labels, String> {
+    let normalise = match mtype {
+        Some(MetricType::Histogram) => Some("le"),
+        Some(MetricType::Summary) => Some("quantile"),
+        _ => None,
+    };
+    for (k, v) in &mut pairs {
+        if k.is_empty() {
+            return Err(format!("empty label name in {name}"));
+        }
+        if k == "__name__" {
+            return Err(format!("label __name__ repeats the metric name of {name}"));
+        }
+        if Some(k.as_str()) == normalise {
+            if let Some(c) = canonical_label_float(v) {
+                *v = c;
+            }
+        }
+    }
+    let emptied: Vec<String> = pairs
+        .iter()
+        .filter(|(_, v)| v.is_empty())
+        .map(|(k, _)| k.clone())
+        .collect();
+    pairs.retain(|(k, _)| !emptied.contains(k));
+    Labels::from_pairs(pairs).map_err(|e| format!("{e} in {name}"))
+}
+
 /// What part of its family a sample name is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Role {

@@ -24,10 +24,10 @@
 
 use std::borrow::Cow;
 
-use super::float::{canonical_label_float, parse_float};
+use super::float::parse_float;
 use super::group::Grouper;
 use super::ParseError;
-use crate::model::{Family, Labels, MetricType};
+use crate::model::{Family, MetricType};
 
 /// Parses a whole OpenMetrics text 1.0 body.
 pub fn parse(body: &[u8]) -> Result<Vec<Family>, ParseError> {
@@ -50,29 +50,9 @@ pub fn parse(body: &[u8]) -> Result<Vec<Family>, ParseError> {
     Ok(p.group.finish())
 }
 
+/// `\\`, `\"` and `\n` unescaped, other backslashes kept (OpenMetrics help text too).
 fn unescape(s: &str) -> Cow<'_, str> {
-    if !s.contains('\\') {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('\\') => out.push('\\'),
-            Some('n') => out.push('\n'),
-            Some('"') => out.push('"'),
-            Some(o) => {
-                out.push('\\');
-                out.push(o);
-            }
-            None => out.push('\\'),
-        }
-    }
-    Cow::Owned(out)
+    super::parse::unescape(s, true)
 }
 
 /// What a label block holds: the quoted metric name, if any, and the label pairs.
@@ -323,21 +303,9 @@ impl<'a> Om<'a> {
         let mut inner = None;
         let mut pairs = Vec::new();
         if self.peek() == Some(b'{') {
-            let (n, p) = self.labels(false)?;
-            inner = n;
-            pairs = p;
-            if bare.is_some() && inner.is_some() {
-                return Err("metric name given twice".into());
-            }
+            (inner, pairs) = self.labels(false)?;
         }
-        let name = match (bare, inner) {
-            (Some(n), _) => n.to_string(),
-            (None, Some(n)) => n,
-            (None, None) => return Err("series without a metric name".into()),
-        };
-        if name.is_empty() {
-            return Err("empty metric name".into());
-        }
+        let name = super::group::sample_name(bare, inner)?;
         let v = self
             .token()
             .ok_or_else(|| format!("expected a value after {name}, found {}", self.found()))?;
@@ -371,33 +339,7 @@ impl<'a> Om<'a> {
                 }
             }
         }
-        let normalise = match self.mtype {
-            Some(MetricType::Histogram) => Some("le"),
-            Some(MetricType::Summary) => Some("quantile"),
-            _ => None,
-        };
-        for (k, v) in &mut pairs {
-            if k.is_empty() {
-                return Err(format!("empty label name in {name}"));
-            }
-            if k == "__name__" {
-                return Err(format!("label __name__ repeats the metric name of {name}"));
-            }
-            if Some(k.as_str()) == normalise {
-                if let Some(c) = canonical_label_float(v) {
-                    *v = c;
-                }
-            }
-        }
-        // Prometheus removes every label of a name given an empty value (all of that name)
-        // before it looks for repeated names.
-        let emptied: Vec<String> = pairs
-            .iter()
-            .filter(|(_, v)| v.is_empty())
-            .map(|(k, _)| k.clone())
-            .collect();
-        pairs.retain(|(k, _)| !emptied.contains(k));
-        let labels = Labels::from_pairs(pairs).map_err(|e| format!("{e} in {name}"))?;
+        let labels = super::group::sample_labels(&name, self.mtype, pairs)?;
         self.group.sample(&name, labels, value, timestamp_ms);
         Ok(())
     }

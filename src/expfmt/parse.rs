@@ -37,9 +37,9 @@
 
 use std::borrow::Cow;
 
-use super::float::{canonical_label_float, parse_float};
+use super::float::parse_float;
 use super::group::Grouper;
-use crate::model::{Labels, MetricType};
+use crate::model::MetricType;
 
 /// Why an input was refused: the 1-based line and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -103,7 +103,7 @@ fn is_name_char(c: u8) -> bool {
 
 /// Undoes `\\`, `\"` and `\n` (and, for help text, only `\\` and `\n`); every other backslash
 /// stays as it is.
-fn unescape(s: &str, quotes: bool) -> Cow<'_, str> {
+pub(crate) fn unescape(s: &str, quotes: bool) -> Cow<'_, str> {
     if !s.contains('\\') {
         return Cow::Borrowed(s);
     }
@@ -404,18 +404,8 @@ impl<'a> Parser<'a> {
         let mut inner = None;
         if self.peek() == b'{' && !self.at_end() {
             inner = self.labels()?;
-            if bare.is_some() && inner.is_some() {
-                return Err("metric name given twice".into());
-            }
         }
-        let name = match (bare, inner) {
-            (Some(n), _) => n.to_string(),
-            (None, Some(n)) => n,
-            (None, None) => return Err("series without a metric name".into()),
-        };
-        if name.is_empty() {
-            return Err("empty metric name".into());
-        }
+        let name = super::group::sample_name(bare, inner)?;
         self.skip_blanks();
         let start = self.pos;
         while self.pos < self.b.len()
@@ -458,36 +448,8 @@ impl<'a> Parser<'a> {
         }
         self.pos += 1;
 
-        // Names and labels as Prometheus checks them once a sample is parsed.
-        let normalise = match self.mtype {
-            Some(MetricType::Histogram) => Some("le"),
-            Some(MetricType::Summary) => Some("quantile"),
-            _ => None,
-        };
-        let mut pairs = std::mem::take(&mut self.pairs);
-        for (k, v) in &mut pairs {
-            if k.is_empty() {
-                return Err(format!("empty label name in {name}"));
-            }
-            if k == "__name__" {
-                return Err(format!("label __name__ repeats the metric name of {name}"));
-            }
-            if Some(k.as_str()) == normalise {
-                if let Some(c) = canonical_label_float(v) {
-                    *v = c;
-                }
-            }
-        }
-        // Prometheus removes every label of a name given an empty value (all of that name)
-        // before it looks for repeated names.
-        let emptied: Vec<String> = pairs
-            .iter()
-            .filter(|(_, v)| v.is_empty())
-            .map(|(k, _)| k.clone())
-            .collect();
-        pairs.retain(|(k, _)| !emptied.contains(k));
-        let labels = Labels::from_pairs(pairs.drain(..)).map_err(|e| format!("{e} in {name}"))?;
-        self.pairs = pairs;
+        let pairs = std::mem::take(&mut self.pairs);
+        let labels = super::group::sample_labels(&name, self.mtype, pairs)?;
         self.group.sample(&name, labels, value, timestamp_ms);
         Ok(())
     }
@@ -497,7 +459,7 @@ impl<'a> Parser<'a> {
 mod tests {
     use super::*;
     use crate::expfmt::{same_series, to_text};
-    use crate::model::{Family, Sample};
+    use crate::model::{Family, Labels, Sample};
 
     fn ok(text: &str) -> Vec<Family> {
         parse(text).unwrap_or_else(|e| panic!("{text:?} failed: {e}"))
