@@ -23,7 +23,7 @@
 //! A series whose name is removed is an error that fails the poll, as a scrape fails in
 //! Prometheus. Regexes use the `regex-lite` crate: RE2's syntax (as Go's) with RE2's ASCII-only
 //! `\d`, `\w`, `\s` and `\b`, linear-time matching, but no Unicode classes (`\pL` is refused
-//! when the configuration is loaded) and ASCII-only case folding under `(?i)`. It costs about
+//! when the configuration is loaded) and ASCII-only case folding under `(?i)`. It costs
 //! 0.92 MiB less binary than the full `regex` crate (see the README).
 
 use std::fmt::Write as _;
