@@ -22,8 +22,8 @@
 //!   Label names are `[a-zA-Z_][a-zA-Z0-9_]*` or quoted; values are quoted. In quoted strings
 //!   `\\`, `\"` and `\n` are unescaped and every other backslash pair is kept as written; a
 //!   raw newline is part of the string. Commas between labels may be left out and one may
-//!   trail. A repeated label name (`__name__` included), an empty name and a value that is not
-//!   UTF-8 are errors; labels whose value is empty are dropped.
+//!   trail. Every label of a name given an empty value is removed; then a repeated label name,
+//!   `__name__`, an empty name and a value that is not UTF-8 are errors.
 //! - Values are read by Go's `ParseFloat` rules (see [`super::float`]), `-0` keeps its sign
 //!   and every NaN becomes Prometheus's NaN bits. The timestamp is unsigned base-10
 //!   milliseconds that fit an int64.
