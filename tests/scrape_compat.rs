@@ -17,7 +17,8 @@
 //! `application/openmetrics-text; version=1.0.0`, `*.txt` without a `Content-Type` (both
 //! sides then use the classic parser, pushrelay by default and Prometheus by its
 //! `fallback_scrape_protocol`). A relabelling case is a TOML file with a `body` (served as
-//! text 0.0.4) and `[[metric_relabel_configs]]`, given to both sides unchanged.
+//! text 0.0.4), `[[metric_relabel_configs]]` and optionally other scrape options
+//! (`honor_labels`, `honor_timestamps`, the limits), given to both sides unchanged.
 
 mod support;
 
@@ -58,6 +59,9 @@ struct Case {
     body: Vec<u8>,
     /// `metric_relabel_configs` as JSON (relabelling cases only).
     relabel: Option<serde_json::Value>,
+    /// Other scrape options of a relabelling case (`honor_labels`, `sample_limit`, ...), given
+    /// to both sides under the same names.
+    options: serde_json::Map<String, serde_json::Value>,
 }
 
 fn cases_dir() -> PathBuf {
@@ -79,12 +83,21 @@ fn load_cases() -> Vec<Case> {
             if relabel {
                 let t: toml::Value = toml::from_str(std::str::from_utf8(&bytes).unwrap())
                     .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-                let rules = serde_json::to_value(t.get("metric_relabel_configs").unwrap()).unwrap();
+                let rules = t
+                    .get("metric_relabel_configs")
+                    .map(|r| serde_json::to_value(r).unwrap());
+                let mut options = serde_json::Map::new();
+                for (k, v) in t.as_table().unwrap() {
+                    if k != "body" && k != "metric_relabel_configs" {
+                        options.insert(k.clone(), serde_json::to_value(v).unwrap());
+                    }
+                }
                 out.push(Case {
                     job: format!("r-{stem}"),
                     content_type: Some("text/plain; version=0.0.4; charset=utf-8"),
                     body: t["body"].as_str().unwrap().as_bytes().to_vec(),
-                    relabel: Some(rules),
+                    relabel: rules,
+                    options,
                 });
                 continue;
             }
@@ -102,6 +115,7 @@ fn load_cases() -> Vec<Case> {
                 content_type,
                 body: bytes,
                 relabel: None,
+                options: serde_json::Map::new(),
             });
         }
     }
@@ -253,6 +267,9 @@ fn prometheus_config(cases: &[Case], target: &str, capture: &str) -> String {
         if let Some(r) = &c.relabel {
             job["metric_relabel_configs"] = r.clone();
         }
+        for (k, v) in &c.options {
+            job[k] = v.clone();
+        }
         jobs.push(job);
     }
     // YAML is a superset of JSON.
@@ -279,6 +296,9 @@ fn pushrelay_config(cases: &[Case], target: &str, capture: &str, state: &Path) -
             "[[source]]\ntype = \"scrape\"\nname = {:?}\nurl = \"http://{target}/c/{i}\"\n",
             c.job
         ));
+        for (k, v) in &c.options {
+            t.push_str(&format!("{k} = {v}\n"));
+        }
         if let Some(r) = &c.relabel {
             for rule in r.as_array().unwrap() {
                 t.push_str("[[source.metric_relabel_configs]]\n");
