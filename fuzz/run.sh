@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Fuzzes the text-format parser and its round trip through the writer.
-# Usage: fuzz/run.sh [seconds]   (default 60; from anywhere)
+# Fuzzes the exposition parsers and their round trip through the writer.
+# Usage: fuzz/run.sh [seconds] [target]   (default 60 s, parse_exposition; the other target is
+# parse_openmetrics; from anywhere)
 # New interesting inputs go to fuzz/corpus/ (gitignored); a failing input is written to
 # fuzz/artifacts/ and the script exits non-zero.
 set -euo pipefail
 
 secs="${1:-60}"
+target="${2:-parse_exposition}"
+seeds="fuzz/seeds"
+if [ "$target" = parse_openmetrics ]; then seeds="fuzz/seeds_openmetrics"; fi
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here/.."
 
@@ -22,9 +26,9 @@ else
     fuzz=(cargo fuzz)
 fi
 
-corpus="fuzz/corpus/parse_exposition"
+corpus="fuzz/corpus/$target"
 mkdir -p "$corpus"
-"${fuzz[@]}" run parse_exposition "$corpus" fuzz/seeds -- \
+"${fuzz[@]}" run "$target" "$corpus" "$seeds" -- \
     -max_total_time="$secs" \
     -dict=fuzz/exposition.dict \
     -max_len=4096 \

@@ -29,6 +29,7 @@ pub mod expfmt;
 pub mod files;
 pub mod http;
 pub mod model;
+pub mod relabel;
 pub mod relay;
 pub mod report;
 pub mod self_metrics;

@@ -74,8 +74,20 @@ pub enum LabelError {
     InvalidMetricName(String),
 }
 
-/// True if `s` is a valid label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
+/// True if `s` is a valid label name. Prometheus 3 accepts any non-empty UTF-8 string (a
+/// Rust `str` is always UTF-8); [`is_legacy_label_name`] is the older, narrower rule.
 pub fn is_valid_label_name(s: &str) -> bool {
+    !s.is_empty()
+}
+
+/// True if `s` is a valid metric name: any non-empty UTF-8 string, as in Prometheus 3.
+pub fn is_valid_metric_name(s: &str) -> bool {
+    !s.is_empty()
+}
+
+/// True if `s` is a label name of the legacy character set, `[a-zA-Z_][a-zA-Z0-9_]*`: one that
+/// needs no quoting in the text format and no escaping for receivers without UTF-8 support.
+pub fn is_legacy_label_name(s: &str) -> bool {
     let mut bytes = s.bytes();
     match bytes.next() {
         Some(b) if b.is_ascii_alphabetic() || b == b'_' => {}
@@ -84,14 +96,28 @@ pub fn is_valid_label_name(s: &str) -> bool {
     bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-/// True if `s` is a valid metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
-pub fn is_valid_metric_name(s: &str) -> bool {
+/// True if `s` is a metric name of the legacy character set, `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+pub fn is_legacy_metric_name(s: &str) -> bool {
     let mut bytes = s.bytes();
     match bytes.next() {
         Some(b) if b.is_ascii_alphabetic() || b == b'_' || b == b':' => {}
         _ => return false,
     }
     bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
+}
+
+/// Writes `s` between double quotes with the text format's escapes (`\\`, `\"`, `\n`).
+pub fn write_quoted(f: &mut impl fmt::Write, s: &str) -> fmt::Result {
+    f.write_char('"')?;
+    for c in s.chars() {
+        match c {
+            '\\' => f.write_str("\\\\")?,
+            '"' => f.write_str("\\\"")?,
+            '\n' => f.write_str("\\n")?,
+            c => f.write_char(c)?,
+        }
+    }
+    f.write_char('"')
 }
 
 /// A validated label set: sorted by name, unique names, no empty values, no `__name__`.
@@ -246,28 +272,34 @@ impl Snapshot {
 }
 
 impl fmt::Display for Labels {
-    /// `{a="1",b="2"}` with text-format escaping; nothing for an empty set.
+    /// `{a="1",b="2"}` with text-format escaping (a name outside the legacy character set is
+    /// quoted, `{"a.b"="1"}`); nothing for an empty set.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.0.is_empty() {
             return Ok(());
         }
         f.write_str("{")?;
+        self.write_pairs(f)?;
+        f.write_str("}")
+    }
+}
+
+impl Labels {
+    /// The pairs as the inside of a text-format label block: `a="1",b="2"`.
+    pub fn write_pairs(&self, f: &mut impl fmt::Write) -> fmt::Result {
         for (i, (k, v)) in self.0.iter().enumerate() {
             if i > 0 {
                 f.write_str(",")?;
             }
-            write!(f, "{k}=\"")?;
-            for c in v.chars() {
-                match c {
-                    '\\' => f.write_str("\\\\")?,
-                    '"' => f.write_str("\\\"")?,
-                    '\n' => f.write_str("\\n")?,
-                    c => write!(f, "{c}")?,
-                }
+            if is_legacy_label_name(k) {
+                f.write_str(k)?;
+            } else {
+                write_quoted(f, k)?;
             }
-            f.write_str("\"")?;
+            f.write_str("=")?;
+            write_quoted(f, v)?;
         }
-        f.write_str("}")
+        Ok(())
     }
 }
 
@@ -288,7 +320,9 @@ mod tests {
             Labels::from_pairs([("a", ""), ("a", "x")]),
             Err(LabelError::Repeated("a".into()))
         );
-        assert!(Labels::from_pairs([("1a", "x")]).is_err());
+        assert!(Labels::from_pairs([("", "x")]).is_err());
+        // Prometheus 3 names: any non-empty UTF-8.
+        assert!(Labels::from_pairs([("1a", "x"), ("l.é", "y")]).is_ok());
     }
 
     #[test]
@@ -312,5 +346,9 @@ mod tests {
     fn display_escapes() {
         let l = Labels::from_pairs([("a", "x\"y\\z\nw")]).unwrap();
         assert_eq!(l.to_string(), r#"{a="x\"y\\z\nw"}"#);
+        let l = Labels::from_pairs([("l.x", "1"), ("a\"b", "2")]).unwrap();
+        assert_eq!(l.to_string(), r#"{"a\"b"="2","l.x"="1"}"#);
+        assert!(is_legacy_metric_name("a:b_1") && !is_legacy_metric_name("1a"));
+        assert!(is_legacy_label_name("_a1") && !is_legacy_label_name("a:b"));
     }
 }

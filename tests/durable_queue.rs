@@ -372,7 +372,7 @@ async fn receiver(kind: Kind) -> Receiver {
     match kind {
         Kind::Prometheus => Receiver::prometheus().await,
         Kind::VictoriaMetrics => Receiver::victoria_metrics().await,
-        Kind::Pushgateway => unreachable!("no remote write"),
+        Kind::Pushgateway | Kind::PrometheusAgent => unreachable!("no remote-write receiver"),
     }
 }
 

@@ -1,21 +1,21 @@
-//! Replays the fuzz seeds (and, on request, a whole fuzz corpus) through the text-format
-//! parser and writer, so the round-trip property is checked by `cargo test` too.
+//! Replays the fuzz seeds (and, on request, a whole fuzz corpus) through the parsers and the
+//! writer, so the fuzz targets' properties are checked by `cargo test` too.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use pushrelay::expfmt::{parse, same_families, to_text};
+use pushrelay::expfmt::{openmetrics, parse, parse_bytes, same_series, to_text};
 
 /// Checks one input; returns whether the parser accepted it.
-fn check(name: &str, text: &str) -> bool {
-    let Ok(families) = parse(text) else {
+fn check(name: &str, text: &[u8]) -> bool {
+    let Ok(families) = parse_bytes(text) else {
         return false;
     };
     let written = to_text(&families, true);
     let again =
         parse(&written).unwrap_or_else(|e| panic!("{name}: writer output refused: {e}\n{written}"));
     assert!(
-        same_families(&families, &again),
+        same_series(&families, &again),
         "{name}: round trip differs\nwritten: {written:?}\nfirst: {families:#?}\nagain: {again:#?}"
     );
     let bare = parse(&to_text(&families, false)).unwrap();
@@ -44,17 +44,43 @@ fn fuzz_seeds_round_trip() {
     for path in paths {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let bytes = std::fs::read(&path).unwrap();
-        let Ok(text) = std::str::from_utf8(&bytes) else {
-            continue;
-        };
-        let accepted = check(&name, text);
+        let accepted = check(&name, &bytes);
         assert_eq!(
             accepted,
             !name.starts_with("error_"),
             "{name}: {:?}",
-            parse(text).err()
+            parse_bytes(&bytes).err()
         );
     }
+}
+
+#[test]
+fn openmetrics_seeds_read_back_in_the_classic_format() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds_openmetrics");
+    let mut accepted = 0;
+    for path in files(&dir) {
+        let bytes = std::fs::read(&path).unwrap();
+        let Ok(mut families) = openmetrics::parse(&bytes) else {
+            continue;
+        };
+        // The classic format cannot write a timestamp before 1970.
+        for s in families.iter_mut().flat_map(|f| f.samples.iter_mut()) {
+            if s.timestamp_ms.is_some_and(|t| t < 0) {
+                s.timestamp_ms = None;
+            }
+        }
+        accepted += 1;
+        let written = to_text(&families, true);
+        let again =
+            parse(&written).unwrap_or_else(|e| panic!("{}: {e}\n{written}", path.display()));
+        if families
+            .iter()
+            .all(|f| f.kind != pushrelay::model::MetricType::GaugeHistogram)
+        {
+            assert!(same_series(&families, &again), "{}", path.display());
+        }
+    }
+    assert!(accepted >= 3, "{accepted}");
 }
 
 /// `EXPFMT_CORPUS=fuzz/corpus/parse_exposition cargo test --test expfmt_nasty -- --nocapture`
@@ -66,14 +92,12 @@ fn fuzz_corpus_round_trips_when_given() {
     let (mut total, mut accepted) = (0, 0);
     for path in files(Path::new(&dir)) {
         let bytes = std::fs::read(&path).unwrap();
-        if let Ok(text) = std::str::from_utf8(&bytes) {
-            total += 1;
-            if check(&path.display().to_string(), text) {
-                accepted += 1;
-            }
+        total += 1;
+        if check(&path.display().to_string(), &bytes) {
+            accepted += 1;
         }
     }
-    println!("corpus: {total} utf-8 inputs, {accepted} accepted and round-tripped");
+    println!("corpus: {total} inputs, {accepted} accepted and round-tripped");
 }
 
 #[test]
@@ -82,7 +106,7 @@ fn big_realistic_scrape() {
     let families = parse(&text).unwrap();
     let samples: usize = families.iter().map(|f| f.samples.len()).sum();
     assert_eq!(samples, 5000);
-    assert!(check("realistic", &text));
+    assert!(check("realistic", text.as_bytes()));
 }
 
 /// `cargo test --release --test expfmt_nasty -- --ignored --nocapture`

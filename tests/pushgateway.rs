@@ -108,6 +108,36 @@ async fn each_source_is_its_own_group_and_a_failing_one_wipes_nothing_else() {
     assert!(group(&pgw.pushgateway_groups().await, "a").is_some());
 }
 
+/// A stock Pushgateway refuses UTF-8 names; they arrive escaped by Prometheus's "values"
+/// scheme, and a scraped `le` arrives normalised as Prometheus stores it.
+#[tokio::test]
+async fn utf8_names_arrive_escaped() {
+    let pgw = Receiver::pushgateway().await;
+    let a = Exporter::start(
+        "# TYPE \"my.metric\" gauge\n{\"my.metric\",\"l.x\"=\"v\",plain=\"p\"} 1\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+inf\"} 2\nh_sum 3\nh_count 2\n",
+    )
+    .await;
+    let (cancel, h, _) = start_relay(&config(&[("a", &a.url)], &pgw.base_url, "r", false));
+    let g = wait_for(Duration::from_secs(30), || async {
+        let g = pgw.pushgateway_groups().await;
+        group(&g, "a")
+            .filter(|g| !g["U__my_2e_metric"].is_null())
+            .cloned()
+    })
+    .await;
+    let m = family(&g, "U__my_2e_metric");
+    assert_eq!(m.len(), 1, "{g}");
+    assert_eq!(m[0].0["U__l_2e_x"], "v");
+    assert_eq!(m[0].0["plain"], "p");
+    let text = pgw.pushgateway_metrics_text().await;
+    assert!(
+        text.contains("h_bucket{") && text.contains("le=\"1\"") && text.contains("le=\"+Inf\""),
+        "{text}"
+    );
+    cancel.cancel();
+    h.await.unwrap().unwrap();
+}
+
 #[tokio::test]
 async fn relay_names_with_slashes_and_delete_on_shutdown() {
     let pgw = Receiver::pushgateway().await;

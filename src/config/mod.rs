@@ -577,6 +577,57 @@ delete_on_shutdown = false
     }
 
     #[test]
+    fn scrape_options_and_relabel_rules() {
+        let base = "[[source]]\ntype = \"scrape\"\nname = \"n\"\nurl = \"http://x:1/m\"\n";
+        let c = parse_ok(&format!(
+            "{base}metrics_path = \"/probe\"\nparams = {{ module = [\"a\", \"b c\"] }}\nhonor_labels = true\nsample_limit = 5\nscrape_protocols = [\"PrometheusText0.0.4\"]\n[[source.metric_relabel_configs]]\nsource_labels = [\"__name__\"]\nregex = \"x\"\naction = \"keep\"\n"
+        ));
+        let s = c.sources[0]
+            .downcast_ref::<crate::sources::scrape::ScrapeConfig>()
+            .unwrap();
+        assert_eq!(s.url.as_str(), "http://x:1/probe?module=a&module=b+c");
+        assert!(s.honor_labels && s.honor_timestamps);
+        assert_eq!(s.sample_limit, 5);
+        assert_eq!(
+            s.scrape_protocols,
+            [crate::expfmt::negotiate::ScrapeProtocol::PrometheusText0_0_4]
+        );
+        assert_eq!(c.sources[0].series_rules().relabel.len(), 1);
+        let e = parse_err(&format!(
+            "{base}[[source.metric_relabel_configs]]\naction = \"hashmod\"\nsource_labels = [\"a\"]\ntarget_label = \"b\"\n"
+        ));
+        assert!(
+            e.starts_with("test.toml:5:1: source.n.metric_relabel_configs[0]: relabel action hashmod needs a non-zero modulus"),
+            "{e}"
+        );
+        let e = parse_err(&format!(
+            "{base}[[source.metric_relabel_configs]]\nregex = \"(\"\n"
+        ));
+        assert!(
+            e.contains("test.toml:5:1") && e.contains("invalid regex"),
+            "{e}"
+        );
+        let e = parse_err(&format!("{base}scrape_protocols = [\"PrometheusProto\"]\n"));
+        assert!(
+            e.starts_with("test.toml:5:20: source.n.scrape_protocols: PrometheusProto"),
+            "{e}"
+        );
+        let e = parse_err(&format!("{base}metrics_path = \"probe\"\n"));
+        assert!(
+            e.starts_with("test.toml:5:16: source.n.metrics_path"),
+            "{e}"
+        );
+        let e = parse_err(&format!("{base}sample_limit = -1\n"));
+        assert!(e.contains("test.toml:5:16"), "{e}");
+        // Relabelling is for every source type.
+        let e = parse_err("[[source]]\ntype = \"linkhub\"\nname = \"l\"\nurl = \"http://x\"\nrequest_key = \"k\"\n[[source.metric_relabel_configs]]\naction = \"bogus\"\n");
+        assert!(
+            e.contains("source.l.metric_relabel_configs[0]: unknown relabel action"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn unknown_key_located() {
         let e = parse_err("[relay]\ninterval = \"30s\"\nintervall = \"5s\"\n");
         assert!(

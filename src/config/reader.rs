@@ -356,6 +356,16 @@ impl Section<'_> {
         self.ctx.key_err(&self.prefix, message)
     }
 
+    /// An error about key `sub`, located at `span` (a value's position from stage one).
+    pub fn error_at_span(
+        &self,
+        span: Range<usize>,
+        sub: &str,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        self.ctx.at(span, &self.key(sub), message)
+    }
+
     /// An error about key `sub`, located at the start of this table.
     pub fn error_at_table(&self, sub: &str, message: impl Into<String>) -> ConfigError {
         self.ctx.at(self.span.clone(), &self.key(sub), message)

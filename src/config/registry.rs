@@ -15,8 +15,9 @@ use toml::Spanned;
 
 use super::reader::de_value;
 use super::{ConfigError, RawHttp, Section};
+use crate::relabel::RawRelabelConfig;
 use crate::sinks::{SinkConfig, SinkSpec};
-use crate::sources::{SourceConfig, SourceSpec};
+use crate::sources::{Configured, SourceConfig, SourceSpec};
 
 /// Every source type, by its `type` name.
 pub const SOURCE_TYPES: &[ComponentType<dyn SourceSpec>] = &[
@@ -120,7 +121,7 @@ impl ComponentType<dyn SourceSpec> {
     pub const fn source<C: SourceConfig>() -> Self {
         ComponentType {
             name: C::TYPE,
-            parse: parse_raw::<C>,
+            parse: parse_raw::<C, true>,
             validate: validate_source::<C>,
         }
     }
@@ -130,21 +131,41 @@ impl ComponentType<dyn SinkSpec> {
     pub const fn sink<C: SinkConfig>() -> Self {
         ComponentType {
             name: C::TYPE,
-            parse: parse_raw::<C>,
+            parse: parse_raw::<C, false>,
             validate: validate_sink::<C>,
         }
     }
 }
 
-/// Stage one of one table: the shared HTTP keys (with their positions) into [`RawHttp`], the
-/// rest into `C::Raw`.
-fn parse_raw<C: Component>(v: &Spanned<DeValue<'_>>) -> Result<Box<dyn Any>, StageOneError> {
+/// Keys every source type takes, read by the registry (see [`RawCommon`]).
+const SOURCE_KEYS: [&str; 1] = ["metric_relabel_configs"];
+
+/// The keys every source type takes, as written (with the positions of the rules).
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCommon {
+    #[serde(default)]
+    metric_relabel_configs: Vec<Spanned<RawRelabelConfig>>,
+}
+
+/// What stage one keeps of a table for stage two.
+type Parsed<C> = (<C as Component>::Raw, RawHttp, RawCommon);
+
+/// Stage one of one table: the shared HTTP keys (with their positions) into [`RawHttp`], for a
+/// source (`SOURCE`) the keys every source takes into [`RawCommon`], the rest into `C::Raw`.
+fn parse_raw<C: Component, const SOURCE: bool>(
+    v: &Spanned<DeValue<'_>>,
+) -> Result<Box<dyn Any>, StageOneError> {
     let mut rest = v.clone();
     let mut http = toml::de::DeTable::new();
+    let mut common = toml::de::DeTable::new();
+    let common_keys: &[&str] = if SOURCE { &SOURCE_KEYS } else { &[] };
     if let DeValue::Table(t) = rest.get_mut() {
-        for key in C::HTTP.names() {
-            if let Some((k, val)) = t.remove_entry(*key) {
-                http.insert(k, val);
+        for (keys, into) in [(C::HTTP.names(), &mut http), (common_keys, &mut common)] {
+            for key in keys {
+                if let Some((k, val)) = t.remove_entry(*key) {
+                    into.insert(k, val);
+                }
             }
         }
     }
@@ -152,34 +173,46 @@ fn parse_raw<C: Component>(v: &Spanned<DeValue<'_>>) -> Result<Box<dyn Any>, Sta
         // An unknown key's message lists what the table takes: the shared keys too.
         let mut e = StageOneError::from(e);
         if e.message.starts_with("unknown field") && e.message.contains("expected one of") {
-            for key in C::HTTP.names() {
+            for key in C::HTTP.names().iter().chain(common_keys) {
                 e.message.push_str(&format!(", `{key}`"));
             }
         }
         e
     })?;
-    let http = de_value::<RawHttp>(&Spanned::new(v.span(), DeValue::Table(http)))?;
-    Ok(Box::new((raw, http)))
+    let table = |t| Spanned::new(v.span(), DeValue::Table(t));
+    let http = de_value::<RawHttp>(&table(http))?;
+    let common = de_value::<RawCommon>(&table(common))?;
+    Ok(Box::new((raw, http, common)))
 }
 
-fn validated<C: Component>(raw: Box<dyn Any>, section: &Section<'_>) -> Result<C, ConfigError> {
-    // The same entry's `parse` made it, so it is this type.
-    let (raw, http) = *raw
-        .downcast::<(C::Raw, RawHttp)>()
-        .expect("raw table of this type");
-    C::validate(raw, http, section)
+/// The raw parts stage one kept (the same entry's `parse` made them, so they are this type).
+fn parts<C: Component>(raw: Box<dyn Any>) -> Parsed<C> {
+    *raw.downcast::<Parsed<C>>().expect("raw table of this type")
 }
 
 fn validate_source<C: SourceConfig>(
     raw: Box<dyn Any>,
     section: &Section<'_>,
 ) -> Result<Arc<dyn SourceSpec>, ConfigError> {
-    Ok(Arc::new(validated::<C>(raw, section)?))
+    let (raw, http, common) = parts::<C>(raw);
+    let config = C::validate(raw, http, section)?;
+    let relabel = common
+        .metric_relabel_configs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            crate::relabel::validate(r.get_ref()).map_err(|m| {
+                section.error_at_span(r.span(), &format!("metric_relabel_configs[{i}]"), m)
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Arc::new(Configured { config, relabel }))
 }
 
 fn validate_sink<C: SinkConfig>(
     raw: Box<dyn Any>,
     section: &Section<'_>,
 ) -> Result<Arc<dyn SinkSpec>, ConfigError> {
-    Ok(Arc::new(validated::<C>(raw, section)?))
+    let (raw, http, _) = parts::<C>(raw);
+    Ok(Arc::new(C::validate(raw, http, section)?))
 }

@@ -9,7 +9,9 @@
 
 use std::fmt::Write as _;
 
-use crate::model::{is_stale_nan, Family};
+use crate::model::{
+    is_legacy_label_name, is_legacy_metric_name, is_stale_nan, write_quoted, Family, Labels,
+};
 
 /// Appends `families` to `out` in text format 0.0.4. Timestamps are written only when
 /// `with_timestamps` is true (the Pushgateway refuses any sample that has one).
@@ -20,13 +22,13 @@ pub fn write_text(out: &mut String, families: &[Family], with_timestamps: bool) 
         }
         if !family.help.is_empty() {
             out.push_str("# HELP ");
-            out.push_str(&family.name);
+            write_metric_name(out, &family.name);
             out.push(' ');
             escape_help(out, &family.help);
             out.push('\n');
         }
         out.push_str("# TYPE ");
-        out.push_str(&family.name);
+        write_metric_name(out, &family.name);
         out.push(' ');
         out.push_str(family.kind.as_text());
         out.push('\n');
@@ -34,9 +36,20 @@ pub fn write_text(out: &mut String, families: &[Family], with_timestamps: bool) 
             if is_stale_nan(sample.value) {
                 continue;
             }
-            out.push_str(&sample.name);
             // Writing to a String cannot fail.
-            let _ = write!(out, "{}", sample.labels);
+            if is_legacy_metric_name(&sample.name) {
+                out.push_str(&sample.name);
+                let _ = write!(out, "{}", sample.labels);
+            } else {
+                // A UTF-8 name goes first inside the braces, quoted (text format 1.0.0).
+                out.push('{');
+                let _ = write_quoted(out, &sample.name);
+                if !sample.labels.is_empty() {
+                    out.push(',');
+                    let _ = sample.labels.write_pairs(out);
+                }
+                out.push('}');
+            }
             out.push(' ');
             write_value(out, sample.value);
             if let (true, Some(ts)) = (with_timestamps, sample.timestamp_ms) {
@@ -45,6 +58,76 @@ pub fn write_text(out: &mut String, families: &[Family], with_timestamps: bool) 
             out.push('\n');
         }
     }
+}
+
+fn write_metric_name(out: &mut String, name: &str) {
+    if is_legacy_metric_name(name) {
+        out.push_str(name);
+    } else {
+        let _ = write_quoted(out, name);
+    }
+}
+
+/// Escapes a name outside the legacy character set the way Prometheus's "values" escaping
+/// scheme does (`my.metric` → `U__my_2e_metric`: a `U__` prefix, `_` doubled, every other
+/// character outside the set as `_<hex code point>_`); a legacy name is returned as it is.
+/// For receivers that refuse UTF-8 names, such as a Pushgateway without
+/// `--push.enable-utf8-names`.
+pub fn escape_name(name: &str, metric: bool) -> String {
+    let legacy = if metric {
+        is_legacy_metric_name(name)
+    } else {
+        is_legacy_label_name(name)
+    };
+    if legacy {
+        return name.to_string();
+    }
+    let mut out = String::with_capacity(name.len() + 8);
+    out.push_str("U__");
+    for (i, c) in name.chars().enumerate() {
+        let keep = c.is_ascii_alphabetic() || (c == ':' && metric) || (c.is_ascii_digit() && i > 0);
+        if c == '_' {
+            out.push_str("__");
+        } else if keep {
+            out.push(c);
+        } else {
+            let _ = write!(out, "_{:x}_", c as u32);
+        }
+    }
+    out
+}
+
+/// Renders `families` as text format 0.0.4 with every metric and label name outside the
+/// legacy character set escaped by [`escape_name`] (what a stock Pushgateway accepts).
+pub fn to_text_escaped(families: &[Family], with_timestamps: bool) -> String {
+    let needs = |f: &Family| {
+        !is_legacy_metric_name(&f.name)
+            || f.samples.iter().any(|s| {
+                !is_legacy_metric_name(&s.name)
+                    || s.labels.iter().any(|(k, _)| !is_legacy_label_name(k))
+            })
+    };
+    if !families.iter().any(needs) {
+        return to_text(families, with_timestamps);
+    }
+    let escaped: Vec<Family> = families
+        .iter()
+        .map(|f| {
+            let mut f = f.clone();
+            f.name = escape_name(&f.name, true);
+            for s in &mut f.samples {
+                s.name = escape_name(&s.name, true);
+                let pairs = std::mem::take(&mut s.labels)
+                    .into_pairs()
+                    .into_iter()
+                    .map(|(k, v)| (escape_name(&k, false), v));
+                // Escaping is injective on names, so no two labels can collide.
+                s.labels = Labels::from_pairs(pairs).unwrap_or_default();
+            }
+            f
+        })
+        .collect();
+    to_text(&escaped, with_timestamps)
 }
 
 /// Renders `families` as text format 0.0.4 (see [`write_text`]).
@@ -72,6 +155,28 @@ pub fn same_families(a: &[Family], b: &[Family]) -> bool {
                         && s.timestamp_ms == t.timestamp_ms
                 })
         })
+}
+
+/// True if both lists hold the same series samples (name, labels, value bits, timestamp), in
+/// whatever families and order: what a receiver would store from either.
+pub fn same_series(a: &[Family], b: &[Family]) -> bool {
+    fn keys(fs: &[Family]) -> Vec<(&str, &Labels, u64, Option<i64>)> {
+        let mut v: Vec<_> = fs
+            .iter()
+            .flat_map(|f| &f.samples)
+            .map(|s| {
+                (
+                    s.name.as_str(),
+                    &s.labels,
+                    s.value.to_bits(),
+                    s.timestamp_ms,
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+    keys(a) == keys(b)
 }
 
 fn escape_help(out: &mut String, help: &str) {
@@ -130,6 +235,33 @@ mod tests {
     }
 
     #[test]
+    fn utf8_names_quoted_or_escaped() {
+        let mut f = Family::new("my.metric", MetricType::Gauge, "h");
+        f.samples
+            .push(sample("my.metric", &[("l.x", "v"), ("a", "1")], 1.0, None));
+        f.samples.push(sample("my.metric", &[], 2.0, None));
+        let text = to_text(std::slice::from_ref(&f), false);
+        assert_eq!(
+            text,
+            "# HELP \"my.metric\" h\n# TYPE \"my.metric\" gauge\n{\"my.metric\",a=\"1\",\"l.x\"=\"v\"} 1\n{\"my.metric\"} 2\n"
+        );
+        assert!(same_families(
+            &parse(&text).unwrap(),
+            std::slice::from_ref(&f)
+        ));
+        let esc = to_text_escaped(&[f], false);
+        assert!(
+            esc.contains("U__my_2e_metric{U__l_2e_x=\"v\",a=\"1\"} 1\n"),
+            "{esc}"
+        );
+        assert_eq!(escape_name("a_b.c", true), "U__a__b_2e_c");
+        assert_eq!(escape_name("1a", true), "U___31_a");
+        assert_eq!(escape_name("a:b", false), "U__a_3a_b");
+        assert_eq!(escape_name("a:b", true), "a:b");
+        assert_eq!(escape_name("é", true), "U___e9_");
+    }
+
+    #[test]
     fn values_are_short_and_exact() {
         let cases: [(f64, &str); 16] = [
             (1.0, "1"),
@@ -151,7 +283,7 @@ mod tests {
         ];
         for (v, text) in cases {
             assert_eq!(value_text(v), text);
-            let back = parse::parse_float(text).unwrap();
+            let back = crate::expfmt::float::parse_float(text).unwrap();
             if v.is_nan() {
                 assert!(back.is_nan());
             } else {
@@ -175,7 +307,7 @@ mod tests {
             }
             let text = value_text(v);
             assert_eq!(
-                parse::parse_float(&text).unwrap().to_bits(),
+                crate::expfmt::float::parse_float(&text).unwrap().to_bits(),
                 v.to_bits(),
                 "{text}"
             );

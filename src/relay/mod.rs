@@ -17,7 +17,7 @@ use crate::model::Snapshot;
 use crate::self_metrics::SelfMetrics;
 use crate::sinks::{Sink, SinkContext};
 use crate::sources::{self, Source, SourceError};
-use prepare::Preparer;
+use prepare::{Preparer, SeriesRules};
 
 /// What the running relay shares with every part, besides the configuration.
 #[derive(Clone, Default)]
@@ -75,7 +75,8 @@ async fn poll(
         Ok(f) => (Some(f), None),
         Err(e) => (None, Some(e)),
     };
-    (prep.prepare(fams, started_ms, secs), err, secs)
+    let (snapshot, rejected) = prep.prepare_checked(fams, started_ms, secs);
+    (snapshot, err.or(rejected.map(SourceError::Invalid)), secs)
 }
 
 /// The outcome of polling every source once (for `once`, `print`, `check`).
@@ -118,14 +119,14 @@ async fn poll_all_once_with(
     let built = cfg
         .sources
         .iter()
-        .map(|sc| sc.build(&ctx))
+        .map(|sc| Ok((sc.build(&ctx)?, sc.series_rules())))
         .collect::<anyhow::Result<Vec<_>>>()?;
     poll_sources_once(built, &cfg.relay.external_labels, &env.clock, check_all).await
 }
 
 /// Polls built sources once, concurrently; results in the sources' order.
 async fn poll_sources_once(
-    built: Vec<Box<dyn Source>>,
+    built: Vec<(Box<dyn Source>, SeriesRules)>,
     external: &crate::model::Labels,
     clock: &WallClock,
     check_all: bool,
@@ -133,8 +134,9 @@ async fn poll_sources_once(
     let mut set = tokio::task::JoinSet::new();
     // Ends the background work of push-shaped sources when the one-shot poll is done.
     let stop = CancellationToken::new();
-    for (i, mut source) in built.into_iter().enumerate() {
-        let mut prep = Preparer::new(&source.meta().name, &source.meta().instance, external, true);
+    for (i, (mut source, rules)) in built.into_iter().enumerate() {
+        let mut prep = Preparer::new(&source.meta().name, &source.meta().instance, external, true)
+            .with_rules(rules);
         let clock = clock.clone();
         let stop = stop.clone();
         set.spawn(async move {
@@ -254,14 +256,15 @@ pub async fn run_with(cfg: Config, cancel: CancellationToken, env: Env) -> anyho
         ));
     }
     let n_sources = sources_built.len().max(1);
-    for (i, mut source) in sources_built.into_iter().enumerate() {
+    for (i, (mut source, sc)) in sources_built.into_iter().zip(&cfg.sources).enumerate() {
         let sinks = sinks.clone();
         let cancel = cancel.clone();
         let last = last.clone();
         let metrics = metrics.clone();
         let clock = env.clock.clone();
         let meta = source.meta().clone();
-        let mut prep = Preparer::new(&meta.name, &meta.instance, &cfg.relay.external_labels, true);
+        let mut prep = Preparer::new(&meta.name, &meta.instance, &cfg.relay.external_labels, true)
+            .with_rules(sc.series_rules());
         // Spread the first polls over a short window so sources do not all fire at once.
         let offset = meta.interval.min(Duration::from_secs(2)) * i as u32 / n_sources as u32;
         source.start(cancel.child_token());
@@ -484,7 +487,10 @@ mod tests {
     async fn one_shot_waits_for_the_first_message() {
         let clock = WallClock::following_tokio(1_000_000);
         let r = poll_sources_once(
-            vec![Box::new(FakeSubscription::new(Duration::from_secs(3)))],
+            vec![(
+                Box::new(FakeSubscription::new(Duration::from_secs(3))),
+                SeriesRules::default(),
+            )],
             &Labels::new(),
             &clock,
             false,
@@ -503,7 +509,10 @@ mod tests {
     async fn one_shot_wait_is_bounded_by_the_timeout() {
         let t0 = tokio::time::Instant::now();
         let r = poll_sources_once(
-            vec![Box::new(FakeSubscription::new(Duration::from_secs(3600)))],
+            vec![(
+                Box::new(FakeSubscription::new(Duration::from_secs(3600))),
+                SeriesRules::default(),
+            )],
             &Labels::new(),
             &WallClock::following_tokio(0),
             false,

@@ -1,9 +1,11 @@
-//! Turns a source's raw families into the snapshot sinks receive: target labels, external
-//! labels, the per-poll report series (`up`, ...) and the series that went stale.
+//! Turns a source's raw families into the snapshot sinks receive: target labels,
+//! `metric_relabel_configs` and limits ([`SeriesRules`]), external labels, the per-poll report
+//! series (`up`, ...) and the series that went stale.
 
 use std::collections::HashSet;
 
 use crate::model::{Family, Labels, MetricType, Snapshot};
+pub use crate::relabel::SeriesRules;
 
 /// Keeps what one source's preparation needs across polls: its labels and last series set.
 pub struct Preparer {
@@ -14,6 +16,7 @@ pub struct Preparer {
     report: bool,
     /// The series of the previous poll that carried no timestamp of their own.
     previous: HashSet<(String, Labels)>,
+    rules: SeriesRules,
 }
 
 /// The series the relay adds for every poll, as Prometheus does for every scrape.
@@ -27,7 +30,14 @@ impl Preparer {
             external: external.clone(),
             report,
             previous: HashSet::new(),
+            rules: SeriesRules::default(),
         }
+    }
+
+    /// Applies `rules` to every series of every later poll.
+    pub fn with_rules(mut self, rules: SeriesRules) -> Preparer {
+        self.rules = rules;
+        self
     }
 
     /// The labels a source's series carries once pushed: its own labels, with `job` and
@@ -35,6 +45,20 @@ impl Preparer {
     /// `instance`, then external labels where the series has none of that name.
     pub fn target_labels(&self, own: &Labels) -> Labels {
         let mut l = own.clone();
+        if self.rules.honor_labels {
+            // The series' own labels win; the target's fill in what is missing.
+            for (name, value) in [("job", &self.job), ("instance", &self.instance)] {
+                if l.get(name).is_none() {
+                    l.set(name, value);
+                }
+            }
+            for (k, v) in self.external.iter() {
+                if l.get(k).is_none() {
+                    l.set(k, v);
+                }
+            }
+            return l;
+        }
         for name in ["job", "instance"] {
             if let Some(v) = l.remove(name) {
                 let mut exported = format!("exported_{name}");
@@ -54,6 +78,44 @@ impl Preparer {
         l
     }
 
+    /// Target labels, relabelling and limits for every series of one poll; an error (a limit
+    /// exceeded, a name relabelled away) fails the whole poll.
+    fn apply_rules(&self, raw: Vec<Family>) -> Result<Vec<Family>, String> {
+        let mut out = Vec::with_capacity(raw.len());
+        let mut count: u64 = 0;
+        for mut fam in raw {
+            let had_samples = !fam.samples.is_empty();
+            let mut samples = Vec::with_capacity(fam.samples.len());
+            for mut s in fam.samples {
+                let labels = self.target_labels(&s.labels);
+                let Some((name, labels)) =
+                    crate::relabel::process(&self.rules.relabel, &s.name, &labels)
+                        .map_err(|e| e.to_string())?
+                else {
+                    continue;
+                };
+                self.rules.check_labels(&name, &labels)?;
+                count += 1;
+                if self.rules.sample_limit > 0 && count > self.rules.sample_limit {
+                    return Err(format!(
+                        "sample_limit exceeded: more than {} samples",
+                        self.rules.sample_limit
+                    ));
+                }
+                s.name = name;
+                s.labels = labels;
+                samples.push(s);
+            }
+            if had_samples && samples.is_empty() {
+                // Relabelled away whole: no metadata for it either.
+                continue;
+            }
+            fam.samples = samples;
+            out.push(fam);
+        }
+        Ok(out)
+    }
+
     /// Builds the snapshot of one poll. `result` is the families the source returned, or `None`
     /// if the poll failed; `started_ms` is when it started and `duration` how long it took.
     pub fn prepare(
@@ -62,9 +124,24 @@ impl Preparer {
         started_ms: i64,
         duration_seconds: f64,
     ) -> Snapshot {
+        self.prepare_checked(result, started_ms, duration_seconds).0
+    }
+
+    /// [`Preparer::prepare`], also returning why the rules failed the poll, if they did.
+    pub fn prepare_checked(
+        &mut self,
+        result: Option<Vec<Family>>,
+        started_ms: i64,
+        duration_seconds: f64,
+    ) -> (Snapshot, Option<String>) {
+        let scraped: usize = result.iter().flatten().map(|f| f.samples.len()).sum();
+        let (result, error) = match result.map(|r| self.apply_rules(r)) {
+            Some(Ok(r)) => (Some(r), None),
+            Some(Err(e)) => (None, Some(e)),
+            None => (None, None),
+        };
         let up = result.is_some();
         let raw = result.unwrap_or_default();
-        let scraped: usize = raw.iter().map(|f| f.samples.len()).sum();
         let mut families = Vec::with_capacity(raw.len() + 3);
         let mut current: HashSet<(String, Labels)> = HashSet::with_capacity(self.previous.len());
         if self.report {
@@ -94,8 +171,7 @@ impl Preparer {
         }
         for mut fam in raw {
             let mut samples = Vec::with_capacity(fam.samples.len());
-            for mut s in fam.samples {
-                s.labels = self.target_labels(&s.labels);
+            for s in fam.samples {
                 if s.timestamp_ms.is_none() {
                     // A repeat of a report series or an earlier sample is dropped: one poll
                     // holds one value per series.
@@ -116,12 +192,13 @@ impl Preparer {
             .collect();
         stale.sort();
         self.previous = current;
-        Snapshot {
+        let snapshot = Snapshot {
             source: self.job.clone(),
             timestamp_ms: started_ms,
             families,
             stale,
-        }
+        };
+        (snapshot, error)
     }
 }
 
@@ -188,6 +265,139 @@ mod tests {
         assert_eq!(s3.stale[0].0, "a");
         let s4 = p.prepare(None, 4000, 0.1);
         assert!(s4.stale.is_empty(), "stale markers are sent once");
+    }
+
+    fn rules(toml_rules: &str) -> SeriesRules {
+        #[derive(serde::Deserialize)]
+        struct R {
+            r: Vec<crate::relabel::RawRelabelConfig>,
+        }
+        let raw: R = toml::from_str(toml_rules).unwrap();
+        SeriesRules {
+            relabel: raw
+                .r
+                .iter()
+                .map(|r| crate::relabel::validate(r).unwrap())
+                .collect(),
+            ..SeriesRules::default()
+        }
+    }
+
+    #[test]
+    fn relabel_runs_before_staleness_and_sees_target_labels() {
+        let r = rules(
+            "[[r]]\nsource_labels = [\"job\", \"x\"]\nregex = \"node;2\"\naction = \"drop\"\n",
+        );
+        let mut p = Preparer::new("node", "h:1", &Labels::new(), true).with_rules(r);
+        let s = p.prepare(
+            Some(vec![fam(
+                "a",
+                &[(&[("x", "1")], 1.0), (&[("x", "2")], 2.0)],
+            )]),
+            1000,
+            0.0,
+        );
+        let a: Vec<_> = s
+            .families
+            .iter()
+            .filter(|f| f.name == "a")
+            .flat_map(|f| &f.samples)
+            .collect();
+        assert_eq!(a.len(), 1);
+        assert_eq!(
+            s.families[2].samples[0].value, 2.0,
+            "scraped counts before relabelling"
+        );
+        // The dropped series never goes stale.
+        let s2 = p.prepare(Some(vec![fam("a", &[(&[("x", "1")], 1.0)])]), 2000, 0.0);
+        assert!(s2.stale.is_empty(), "{:?}", s2.stale);
+    }
+
+    #[test]
+    fn every_source_type_gets_its_relabel_rules() {
+        let text = "[[source]]\ntype = \"linkhub\"\nname = \"l\"\nurl = \"http://x\"\nrequest_key = \"k\"\n[[source.metric_relabel_configs]]\nsource_labels = [\"__name__\"]\nregex = \"x\"\naction = \"drop\"\n[[sink]]\ntype = \"remote_write\"\nname = \"rw\"\nurl = \"http://x:1/w\"\n";
+        let cfg = crate::config::parse(text, "t.toml", &|_| None).unwrap();
+        let r = cfg.sources[0].series_rules();
+        assert_eq!(r.relabel.len(), 1);
+        assert_eq!(
+            (r.sample_limit, r.honor_labels),
+            (0, false),
+            "scrape options only for scrape"
+        );
+        let mut p = Preparer::new("l", "x:80", &Labels::new(), true).with_rules(r);
+        let s = p.prepare(
+            Some(vec![fam("x", &[(&[], 1.0)]), fam("y", &[(&[], 2.0)])]),
+            1,
+            0.0,
+        );
+        let names: Vec<_> = s
+            .families
+            .iter()
+            .skip(3)
+            .map(|f| (f.name.as_str(), f.samples.len()))
+            .collect();
+        assert_eq!(names, [("y", 1)], "a family relabelled away goes whole");
+    }
+
+    #[test]
+    fn honor_labels_and_limits() {
+        let own = Labels::from_pairs([("job", "mine"), ("instance", "i")]).unwrap();
+        let p = Preparer::new("node", "h:1", &ext(), true).with_rules(SeriesRules {
+            honor_labels: true,
+            ..SeriesRules::default()
+        });
+        assert_eq!(
+            p.target_labels(&own).to_string(),
+            r#"{env="x",instance="i",job="mine",site="home"}"#
+        );
+        let limited = |r: SeriesRules, f: Vec<Family>| {
+            let mut p = Preparer::new("n", "h:1", &Labels::new(), true).with_rules(r);
+            let (s, e) = p.prepare_checked(Some(f), 1, 0.0);
+            (s.families[0].samples[0].value, e)
+        };
+        let two = || vec![fam("a", &[(&[("x", "1")], 1.0), (&[("x", "2")], 2.0)])];
+        let (up, e) = limited(
+            SeriesRules {
+                sample_limit: 1,
+                ..SeriesRules::default()
+            },
+            two(),
+        );
+        assert_eq!(up, 0.0);
+        assert!(e.unwrap().contains("sample_limit exceeded"));
+        let (up, e) = limited(
+            SeriesRules {
+                sample_limit: 2,
+                ..SeriesRules::default()
+            },
+            two(),
+        );
+        assert_eq!((up, e), (1.0, None));
+        // Name, job, instance and x: four labels.
+        let (_, e) = limited(
+            SeriesRules {
+                label_limit: 3,
+                ..SeriesRules::default()
+            },
+            two(),
+        );
+        assert!(e.unwrap().contains("label_limit exceeded"));
+        let (_, e) = limited(
+            SeriesRules {
+                label_name_length_limit: 7,
+                ..SeriesRules::default()
+            },
+            two(),
+        );
+        assert!(e.unwrap().contains("label name: __name__"));
+        let (_, e) = limited(
+            SeriesRules {
+                label_value_length_limit: 2,
+                ..SeriesRules::default()
+            },
+            two(),
+        );
+        assert!(e.unwrap().contains("label_value_length_limit exceeded"));
     }
 
     #[test]

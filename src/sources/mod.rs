@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::WallClock;
 use crate::config::Component;
 use crate::model::Family;
+use crate::relabel::SeriesRules;
 
 pub use crate::BoxFuture;
 
@@ -204,35 +205,61 @@ impl StateFile {
 pub trait SourceConfig: Component + Clone {
     /// The running source.
     fn build(&self, ctx: &BuildContext) -> anyhow::Result<Box<dyn Source>>;
+    /// What the relay does to each series besides `metric_relabel_configs` (which every
+    /// source type takes): `honor_labels` and the limits, for the scrape source.
+    fn series_rules(&self) -> SeriesRules {
+        SeriesRules::default()
+    }
 }
 
-/// Any source's configuration, as the relay holds it ([`SourceConfig`] behind a pointer).
+/// A source type's configuration with what every source takes, as the registry reads it.
+#[derive(Debug)]
+pub struct Configured<C> {
+    pub config: C,
+    /// `metric_relabel_configs`, in order.
+    pub relabel: Vec<crate::relabel::RelabelConfig>,
+}
+
+/// Any source's configuration, as the relay holds it ([`Configured`] behind a pointer).
 pub trait SourceSpec: std::fmt::Debug + Send + Sync {
     /// The `type` it was read as.
     fn type_name(&self) -> &'static str;
     fn name(&self) -> &str;
     fn build(&self, ctx: &BuildContext) -> anyhow::Result<Box<dyn Source>>;
+    /// Target-label policy, `metric_relabel_configs` and limits for the relay's preparer.
+    fn series_rules(&self) -> SeriesRules;
     /// Its table as `pushrelay config` prints it.
     fn printable(&self) -> Result<toml::Table, String>;
-    /// For tests and tools that need the concrete configuration back.
+    /// For tests and tools that need the concrete configuration back (the type's own struct).
     fn as_any(&self) -> &dyn std::any::Any;
 }
 
-impl<C: SourceConfig> SourceSpec for C {
+impl<C: SourceConfig> SourceSpec for Configured<C> {
     fn type_name(&self) -> &'static str {
         C::TYPE
     }
     fn name(&self) -> &str {
-        Component::name(self)
+        Component::name(&self.config)
     }
     fn build(&self, ctx: &BuildContext) -> anyhow::Result<Box<dyn Source>> {
-        SourceConfig::build(self, ctx)
+        self.config.build(ctx)
+    }
+    fn series_rules(&self) -> SeriesRules {
+        SeriesRules {
+            relabel: self.relabel.clone(),
+            ..self.config.series_rules()
+        }
     }
     fn printable(&self) -> Result<toml::Table, String> {
-        crate::config::printable(self)
+        let mut t = crate::config::printable(&self.config)?;
+        if !self.relabel.is_empty() {
+            let rules = toml::Value::try_from(&self.relabel).map_err(|e| e.to_string())?;
+            t.insert("metric_relabel_configs".into(), rules);
+        }
+        Ok(t)
     }
     fn as_any(&self) -> &dyn std::any::Any {
-        self
+        &self.config
     }
 }
 

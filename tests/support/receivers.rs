@@ -39,6 +39,8 @@ const RESTART_ATTEMPTS: u32 = 20;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Prometheus,
+    /// Prometheus in agent mode (`--agent`): scrapes and remote-writes, no TSDB or queries.
+    PrometheusAgent,
     VictoriaMetrics,
     Pushgateway,
 }
@@ -47,7 +49,7 @@ impl Kind {
     /// File name in the receivers folder.
     pub fn binary_name(self) -> &'static str {
         match self {
-            Kind::Prometheus => "prometheus",
+            Kind::Prometheus | Kind::PrometheusAgent => "prometheus",
             Kind::VictoriaMetrics => "victoria-metrics",
             Kind::Pushgateway => "pushgateway",
         }
@@ -55,7 +57,7 @@ impl Kind {
 
     fn ready_path(self) -> &'static str {
         match self {
-            Kind::Prometheus | Kind::Pushgateway => "/-/ready",
+            Kind::Prometheus | Kind::PrometheusAgent | Kind::Pushgateway => "/-/ready",
             Kind::VictoriaMetrics => "/health",
         }
     }
@@ -140,6 +142,12 @@ impl Receiver {
         Self::start(Kind::Prometheus, Some(config_yaml), extra_args).await
     }
 
+    /// Prometheus in agent mode with a given configuration (scrape jobs and a `remote_write`):
+    /// what it scrapes is what it sends, with no storage rules in between.
+    pub async fn prometheus_agent(config_yaml: &str) -> Receiver {
+        Self::start(Kind::PrometheusAgent, Some(config_yaml), &[]).await
+    }
+
     /// Single-node VictoriaMetrics; samples are queryable right after [`Receiver::flush`]
     /// (which the query helpers call), and timestamps back to 100 years ago are accepted.
     pub async fn victoria_metrics() -> Receiver {
@@ -174,6 +182,12 @@ impl Receiver {
                     .into(),
                 "--web.remote-write-receiver.accepted-protobuf-messages=io.prometheus.write.v2.Request"
                     .into(),
+            ],
+            Kind::PrometheusAgent => vec![
+                "--agent".into(),
+                format!("--config.file={}", dir.join("prometheus.yml").display()),
+                format!("--storage.agent.path={}", data.display()),
+                format!("--web.listen-address={listen}"),
             ],
             Kind::VictoriaMetrics => vec![
                 format!("-storageDataPath={}", data.display()),

@@ -96,7 +96,7 @@ impl PushgatewaySink {
 
     /// PUTs one group; returns the samples sent.
     async fn push(&self, snap: &Snapshot) -> Result<u64, SendError> {
-        let body = crate::expfmt::to_text(&snap.families, false);
+        let body = crate::expfmt::to_text_escaped(&snap.families, false);
         let req = self
             .client
             .put(self.url(&snap.source))

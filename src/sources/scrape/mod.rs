@@ -1,29 +1,37 @@
-//! The scrape source: fetches a Prometheus text exposition endpoint, like a Prometheus scrape.
+//! The scrape source: fetches an exposition endpoint like a Prometheus 3 scrape: the same
+//! `Accept` header (from `scrape_protocols`), gzip, the parser chosen by `Content-Type`
+//! (OpenMetrics or the classic text format, else `fallback_scrape_protocol`), and
+//! `honor_timestamps`. Labels, relabelling and limits are applied by the relay for every
+//! source alike (see [`crate::relay::prepare::SeriesRules`]).
 
 pub mod config;
 
-use reqwest::header::ACCEPT;
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
 
 use super::{BoxFuture, Source, SourceError, SourceMeta};
+use crate::expfmt::negotiate::{accept_header, parse_as, protocol_for};
 use crate::http::{body_excerpt, client};
 use crate::model::Family;
 pub use config::ScrapeConfig;
-
-/// What Prometheus asks for when it wants the text format.
-const ACCEPT_TEXT: &str = "text/plain;version=0.0.4;q=1,*/*;q=0.1";
 
 pub struct ScrapeSource {
     cfg: ScrapeConfig,
     /// Name, `instance`, interval and timeout.
     meta: SourceMeta,
+    /// The `Accept` header, from `scrape_protocols`.
+    accept: String,
+    /// Dates the scrape (which repeated timestamps are kept depends on it).
+    clock: crate::clock::WallClock,
     /// One client per target, so the connection is reused between scrapes.
     client: reqwest::Client,
 }
 
 impl ScrapeSource {
-    pub fn new(cfg: ScrapeConfig) -> anyhow::Result<ScrapeSource> {
+    pub fn new(cfg: ScrapeConfig, clock: crate::clock::WallClock) -> anyhow::Result<ScrapeSource> {
         Ok(ScrapeSource {
+            clock,
             meta: SourceMeta::for_url(&cfg.name, &cfg.url, cfg.interval, cfg.timeout),
+            accept: accept_header(&cfg.scrape_protocols),
             client: client::build(&cfg.http)?,
             cfg,
         })
@@ -33,7 +41,7 @@ impl ScrapeSource {
         let req = self
             .client
             .get(self.cfg.url.clone())
-            .header(ACCEPT, ACCEPT_TEXT)
+            .header(ACCEPT, &self.accept)
             .header(
                 "X-Prometheus-Scrape-Timeout-Seconds",
                 format!("{}", self.cfg.timeout.as_secs_f64()),
@@ -56,13 +64,25 @@ impl ScrapeSource {
                 body: body_excerpt(&body, 200),
             });
         }
+        let content_type = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        // Gzip is undone by the client as the body streams in, so the limit applies to the
+        // decompressed size.
         let body = client::read_limited(resp, self.cfg.body_size_limit)
             .await
             .map_err(SourceError::Invalid)?;
-        let text = String::from_utf8(body)
-            .map_err(|e| SourceError::Invalid(format!("body is not UTF-8: {e}")))?;
-        crate::expfmt::parse(&text)
-            .map_err(|e| SourceError::Invalid(format!("malformed exposition: {e}")))
+        let protocol = protocol_for(content_type.as_deref(), self.cfg.fallback_scrape_protocol);
+        let mut families = parse_as(protocol, &body, self.clock.now_ms())
+            .map_err(|e| SourceError::Invalid(format!("malformed exposition ({protocol}): {e}")))?;
+        if !self.cfg.honor_timestamps {
+            for s in families.iter_mut().flat_map(|f| f.samples.iter_mut()) {
+                s.timestamp_ms = None;
+            }
+        }
+        Ok(families)
     }
 }
 

@@ -1,0 +1,362 @@
+//! Groups parsed samples into [`Family`]s, shared by the classic and the OpenMetrics parser.
+//!
+//! Prometheus itself keeps no families: it stores series. pushrelay needs them for
+//! remote-write metadata and for the Pushgateway, whose strict parser wants well-formed
+//! families, so the grouping follows the text format and gives way wherever Prometheus is
+//! laxer than the format:
+//!
+//! - A sample goes to the family of its exact name when one is declared (by HELP, TYPE or
+//!   UNIT) or already seen. Otherwise a suffix joins a declared family of a type that has
+//!   that part (`_bucket`/`_sum`/`_count`/`_created` a histogram, `_sum`/`_count`/`_created` a
+//!   summary, `_total`/`_created` a counter, `_info` an info, `_gcount`/`_gsum`/`_bucket` a
+//!   gauge histogram). A name that matches nothing becomes its own untyped family.
+//! - The first HELP and the first TYPE of a name win; a TYPE for a name whose samples were
+//!   already seen, and metadata for a name grouped into another family, change nothing.
+//! - A histogram or summary family that is not well formed (a bucket without a numeric,
+//!   canonical `le`, a summary sample without one for `quantile`, a bare histogram sample) is
+//!   split into untyped families, one per sample name, so a strict reader takes it.
+//! - Per series (name and labels), a sample is kept only if its timestamp is later than the
+//!   last kept one's (a sample without a timestamp counts as "now", the time of the scrape),
+//!   and a sample without a timestamp only if the series was not seen before: repeats and
+//!   samples going back in time are dropped, as Prometheus's scrape loop and storage drop them.
+//! - Families keep the order in which they first appeared; families left without samples are
+//!   not returned.
+
+use std::collections::hash_map::{Entry, RandomState};
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
+
+use super::float::canonical_label_float;
+use crate::model::{Family, Labels, MetricType, Sample};
+
+/// The metric name of a sample: the bare one before the braces or the quoted one inside
+/// them; both, neither, or an empty one is an error.
+pub(crate) fn sample_name(bare: Option<&str>, quoted: Option<String>) -> Result<String, String> {
+    let name = match (bare, quoted) {
+        (Some(_), Some(_)) => return Err("metric name given twice".into()),
+        (Some(n), None) => n.to_string(),
+        (None, Some(n)) => n,
+        (None, None) => return Err("series without a metric name".into()),
+    };
+    if name.is_empty() {
+        return Err("empty metric name".into());
+    }
+    Ok(name)
+}
+
+/// Turns the parsed label pairs of sample `name` into its label set, as Prometheus checks and
+/// stores them: an empty name or `__name__` is an error; after a TYPE line of `mtype` histogram
+/// (summary) `le` (`quantile`) values are normalised; every label of a name given an empty value
+/// is removed before repeated names are looked for (a repeat is an error).
+pub(crate) fn sample_labels(
+    name: &str,
+    mtype: Option<MetricType>,
+    mut pairs: Vec<(String, String)>,
+) -> Result<Labels, String> {
+    let normalise = match mtype {
+        Some(MetricType::Histogram) => Some("le"),
+        Some(MetricType::Summary) => Some("quantile"),
+        _ => None,
+    };
+    for (k, v) in &mut pairs {
+        if k.is_empty() {
+            return Err(format!("empty label name in {name}"));
+        }
+        if k == "__name__" {
+            return Err(format!("label __name__ repeats the metric name of {name}"));
+        }
+        if Some(k.as_str()) == normalise {
+            if let Some(c) = canonical_label_float(v) {
+                *v = c;
+            }
+        }
+    }
+    let emptied: Vec<String> = pairs
+        .iter()
+        .filter(|(_, v)| v.is_empty())
+        .map(|(k, _)| k.clone())
+        .collect();
+    pairs.retain(|(k, _)| !emptied.contains(k));
+    Labels::from_pairs(pairs).map_err(|e| format!("{e} in {name}"))
+}
+
+/// What part of its family a sample name is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Plain,
+    Bucket,
+    Sum,
+    Count,
+    Created,
+    Total,
+    Info,
+    GCount,
+    GSum,
+}
+
+const SUFFIXES: [(&str, Role); 8] = [
+    ("_bucket", Role::Bucket),
+    ("_sum", Role::Sum),
+    ("_count", Role::Count),
+    ("_created", Role::Created),
+    ("_total", Role::Total),
+    ("_info", Role::Info),
+    ("_gcount", Role::GCount),
+    ("_gsum", Role::GSum),
+];
+
+/// True if a family of type `kind` collects the samples named `family` + the suffix of `role`.
+fn accepts(kind: MetricType, role: Role) -> bool {
+    use Role::*;
+    match kind {
+        MetricType::Histogram => matches!(role, Bucket | Sum | Count | Created),
+        MetricType::Summary => matches!(role, Sum | Count | Created),
+        MetricType::Counter => matches!(role, Total | Created),
+        MetricType::Info => matches!(role, Info),
+        MetricType::GaugeHistogram => matches!(role, Bucket | GCount | GSum),
+        _ => false,
+    }
+}
+
+/// One link of the per-series chains: the first kept sample of a series, by position, and the
+/// latest timestamp kept for it (a sample without one counts as [`Grouper::now`]).
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    family: usize,
+    sample: usize,
+    last_ts: i64,
+    next: usize,
+}
+
+const NO_NEXT: usize = usize::MAX;
+
+#[derive(Default)]
+pub(crate) struct Grouper {
+    /// The time a sample without a timestamp stands for (the scrape's), in milliseconds.
+    now: i64,
+    families: Vec<Family>,
+    typed: Vec<bool>,
+    helped: Vec<bool>,
+    /// Family index by family name.
+    by_name: HashMap<String, usize>,
+    /// Where each sample name seen so far went: family index and role.
+    routes: HashMap<String, (usize, Role)>,
+    /// Hash of (name, labels) to the head of a chain in `seen`.
+    series: HashMap<u64, usize>,
+    seen: Vec<Seen>,
+    hasher: RandomState,
+}
+
+impl Grouper {
+    /// A grouper for a body scraped at `now_ms`.
+    pub fn new(now_ms: i64) -> Grouper {
+        Grouper {
+            now: now_ms,
+            ..Grouper::default()
+        }
+    }
+
+    /// The family called `name`, created (untyped, without help) if there is none yet.
+    fn family(&mut self, name: &str) -> usize {
+        if let Some(&i) = self.by_name.get(name) {
+            return i;
+        }
+        let i = self.families.len();
+        self.families
+            .push(Family::new(name, MetricType::Unknown, String::new()));
+        self.typed.push(false);
+        self.helped.push(false);
+        self.by_name.insert(name.to_string(), i);
+        i
+    }
+
+    /// True if samples named `name` were already grouped into a family of another name.
+    fn grouped_elsewhere(&self, name: &str) -> bool {
+        matches!(self.routes.get(name), Some(&(fi, _)) if self.families[fi].name != name)
+    }
+
+    /// The family a declaration for `name` may change, if any.
+    fn declared(&mut self, name: &str) -> Option<usize> {
+        if self.grouped_elsewhere(name) {
+            None
+        } else {
+            Some(self.family(name))
+        }
+    }
+
+    pub fn help(&mut self, name: &str, text: String) {
+        if let Some(fi) = self.declared(name) {
+            if !self.helped[fi] {
+                self.helped[fi] = true;
+                self.families[fi].help = text;
+            }
+        }
+    }
+
+    pub fn unit(&mut self, name: &str, unit: String) {
+        if let Some(fi) = self.declared(name) {
+            if self.families[fi].unit.is_empty() {
+                self.families[fi].unit = unit;
+            }
+        }
+    }
+
+    /// Declares the type of `name`, unless it was declared or its samples were seen already.
+    pub fn type_of(&mut self, name: &str, kind: MetricType) {
+        if self.routes.contains_key(name) {
+            return;
+        }
+        if let Some(fi) = self.declared(name) {
+            if !self.typed[fi] {
+                self.typed[fi] = true;
+                self.families[fi].kind = kind;
+            }
+        }
+    }
+
+    /// Finds (and remembers) the family and role of a sample name.
+    fn route(&mut self, name: &str) -> (usize, Role) {
+        if let Some(&r) = self.routes.get(name) {
+            return r;
+        }
+        let r = if let Some(&fi) = self.by_name.get(name) {
+            (fi, Role::Plain)
+        } else {
+            let parent = SUFFIXES.iter().find_map(|&(suffix, role)| {
+                let base = name.strip_suffix(suffix)?;
+                let &fi = self.by_name.get(base)?;
+                accepts(self.families[fi].kind, role).then_some((fi, role))
+            });
+            match parent {
+                Some(r) => r,
+                None => (self.family(name), Role::Plain),
+            }
+        };
+        self.routes.insert(name.to_string(), r);
+        r
+    }
+
+    /// Adds one sample (see the module docs for what is dropped).
+    pub fn sample(&mut self, name: &str, labels: Labels, value: f64, timestamp_ms: Option<i64>) {
+        let ts = timestamp_ms.unwrap_or(self.now);
+        let mut h = self.hasher.build_hasher();
+        name.hash(&mut h);
+        labels.hash(&mut h);
+        let key = h.finish();
+        let new_link = self.seen.len();
+        let next = match self.series.entry(key) {
+            Entry::Vacant(v) => {
+                v.insert(new_link);
+                NO_NEXT
+            }
+            Entry::Occupied(mut o) => {
+                let mut cur = *o.get();
+                while cur != NO_NEXT {
+                    let link = self.seen[cur];
+                    let s = &self.families[link.family].samples[link.sample];
+                    if s.name == name && s.labels == labels {
+                        // Prometheus drops a sample without a timestamp for a series this
+                        // scrape already had, and storage one that does not move time forward.
+                        if timestamp_ms.is_none() || ts <= link.last_ts {
+                            return;
+                        }
+                        self.seen[cur].last_ts = ts;
+                        let fi = link.family;
+                        self.families[fi].samples.push(Sample {
+                            name: name.to_string(),
+                            labels,
+                            value,
+                            timestamp_ms,
+                        });
+                        return;
+                    }
+                    cur = link.next;
+                }
+                o.insert(new_link)
+            }
+        };
+        let (fi, _) = self.route(name);
+        let family = &mut self.families[fi];
+        self.seen.push(Seen {
+            family: fi,
+            sample: family.samples.len(),
+            last_ts: ts,
+            next,
+        });
+        family.samples.push(Sample {
+            name: name.to_string(),
+            labels,
+            value,
+            timestamp_ms,
+        });
+    }
+
+    /// True if family `fi` is what a strict reader expects of its type.
+    fn well_formed(&self, fi: usize) -> bool {
+        let f = &self.families[fi];
+        let needs = match f.kind {
+            MetricType::Histogram | MetricType::GaugeHistogram => "le",
+            MetricType::Summary => "quantile",
+            _ => return true,
+        };
+        // A gauge histogram's `le` is not normalised by Prometheus: numeric is enough.
+        let exact = f.kind != MetricType::GaugeHistogram;
+        let canonical = |s: &Sample| {
+            s.labels.get(needs).is_some_and(|v| {
+                v != "NaN" && canonical_label_float(v).is_some_and(|c| !exact || c == v)
+            })
+        };
+        f.samples.iter().all(|s| {
+            let role = self.routes.get(&s.name).map_or(Role::Plain, |r| r.1);
+            match (f.kind, role) {
+                (MetricType::Summary, Role::Plain) | (_, Role::Bucket) => canonical(s),
+                (MetricType::Summary, _) => true,
+                (_, Role::Plain) => false,
+                _ => true,
+            }
+        })
+    }
+
+    pub fn finish(self) -> Vec<Family> {
+        let bad: Vec<bool> = (0..self.families.len())
+            .map(|fi| !self.well_formed(fi))
+            .collect();
+        let mut out: Vec<Family> = Vec::with_capacity(self.families.len());
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for (f, bad) in self.families.into_iter().zip(bad) {
+            if f.samples.is_empty() {
+                continue;
+            }
+            let parts = if bad { split_by_name(f) } else { vec![f] };
+            for part in parts {
+                match index.entry(part.name.clone()) {
+                    Entry::Occupied(o) => out[*o.get()].samples.extend(part.samples),
+                    Entry::Vacant(v) => {
+                        v.insert(out.len());
+                        out.push(part);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// One untyped family per sample name of `f`, in order of first appearance.
+fn split_by_name(f: Family) -> Vec<Family> {
+    let mut parts: Vec<Family> = Vec::new();
+    for s in f.samples {
+        match parts.iter_mut().find(|p| p.name == s.name) {
+            Some(p) => p.samples.push(s),
+            None => {
+                let mut p = Family::new(s.name.clone(), MetricType::Unknown, String::new());
+                if s.name == f.name {
+                    p.help = f.help.clone();
+                }
+                p.samples.push(s);
+                parts.push(p);
+            }
+        }
+    }
+    parts
+}
