@@ -47,6 +47,9 @@ pub enum Command {
     Check(CheckArgs),
     /// Validate the configuration and print it with defaults filled in and secrets redacted.
     Config(ConfigArg),
+    /// Tell the running daemon (through the pid file in `state_dir`) to reload its
+    /// configuration, after checking the file is valid.
+    Reload(ConfigArg),
     /// Run the relay against simulated upstreams and a built-in receiver, and show what arrived.
     Demo(DemoArgs),
     /// Serve the simulated exporter only (for benchmarks).
@@ -161,9 +164,28 @@ async fn dispatch_inner(cmd: Command) -> Result<ExitCode, ExitCode> {
             let cfg = load(&a.config)?;
             let cancel = CancellationToken::new();
             tokio::spawn(crate::signals::cancel_on_signal(cancel.clone()));
-            relay::run(cfg, cancel)
+            let env = relay::Env::default();
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            tokio::spawn(crate::signals::reload_on_hangup(
+                a.config.clone(),
+                tx,
+                env.clone(),
+            ));
+            let _pid = crate::signals::PidFile::create(&cfg.relay.state_dir).map_err(|e| {
+                failed(format!(
+                    "cannot write {}: {e}",
+                    crate::signals::pid_file(&cfg.relay.state_dir).display()
+                ))
+            })?;
+            relay::run_reloadable(cfg, cancel, env, rx)
                 .await
                 .map_err(|e| failed(format!("{e:#}")))?;
+            ExitCode::SUCCESS
+        }
+        Command::Reload(a) => {
+            let cfg = load(&a.config)?;
+            let pid = crate::signals::signal_reload(&cfg.relay.state_dir).map_err(failed)?;
+            eprintln!("sent SIGHUP to pushrelay (pid {pid}); it logs whether the reload took");
             ExitCode::SUCCESS
         }
         Command::Once(a) => {

@@ -14,7 +14,8 @@
 //! - [`buffer`]: the queue where encoded remote-write batches wait; [`files`]: private files.
 //! - [`wire`]: remote-write protobuf + snappy, Pushgateway paths.
 //! - [`http`]: client construction, response classification, a tiny server.
-//! - [`self_metrics`]: the relay's own `pushrelay_*` metrics.
+//! - [`self_metrics`]: the relay's own `pushrelay_*` metrics; [`status`]: the status page and
+//!   readiness.
 //! - [`clock`]: tokio's clock for deadlines, one injectable wall clock for sample times.
 //! - [`cli`] and [`demo`]: the command line ([`report`]: its tables; [`signals`]: SIGTERM);
 //!   [`sim`]: simulated upstreams and receiver.
@@ -38,6 +39,7 @@ pub mod signals;
 pub mod sim;
 pub mod sinks;
 pub mod sources;
+pub mod status;
 pub mod wire;
 
 /// A boxed future, so sources and sinks can be kept as trait objects.

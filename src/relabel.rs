@@ -83,7 +83,7 @@ impl Action {
 }
 
 /// A validated rule with its regex compiled. Printed back as the keys it was read from.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RelabelConfig {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub source_labels: Vec<String>,
@@ -107,6 +107,13 @@ fn is_zero(v: &u64) -> bool {
 pub struct Regex {
     pub text: String,
     compiled: regex_lite::Regex,
+}
+
+/// Two regexes are the same when written the same (the compiled form follows from the text).
+impl PartialEq for Regex {
+    fn eq(&self, other: &Regex) -> bool {
+        self.text == other.text
+    }
 }
 
 fn ser_regex<S: Serializer>(r: &Regex, s: S) -> Result<S::Ok, S::Error> {
@@ -333,7 +340,7 @@ fn apply(rule: &RelabelConfig, b: &mut Builder) -> bool {
 /// What happens to each series of a source before staleness tracking and the sinks, in
 /// Prometheus's order: target labels (`honor_labels`), `metric_relabel_configs`, then the
 /// limits (exceeding one fails the whole poll).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SeriesRules {
     pub honor_labels: bool,
     pub relabel: Vec<RelabelConfig>,

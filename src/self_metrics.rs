@@ -15,6 +15,8 @@ pub struct SelfMetrics {
 struct Inner {
     sources: BTreeMap<String, SourceStat>,
     sinks: BTreeMap<String, SinkStat>,
+    /// Whether the last configuration (re)load worked, and when one last did (seconds).
+    reload: Option<(bool, f64)>,
 }
 
 #[derive(Default)]
@@ -33,6 +35,14 @@ struct SinkStat {
     oldest_ms: Option<i64>,
     corruptions: u64,
     last_success: Option<f64>,
+}
+
+/// A sink's queue as the status page shows it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QueueView {
+    pub samples: u64,
+    pub bytes: u64,
+    pub oldest_ms: Option<i64>,
 }
 
 impl SelfMetrics {
@@ -94,6 +104,47 @@ impl SelfMetrics {
     /// Total samples sent by `sink` so far.
     pub fn sent_total(&self, sink: &str) -> u64 {
         self.with(|i| i.sinks.get(sink).map(|s| s.sent).unwrap_or(0))
+    }
+
+    /// A configuration was loaded (`ok`) or refused, at `now_seconds`.
+    pub fn config_loaded(&self, ok: bool, now_seconds: f64) {
+        self.with(|i| {
+            let last_ok = i.reload.map(|(_, t)| t).unwrap_or(now_seconds);
+            i.reload = Some((ok, if ok { now_seconds } else { last_ok }));
+        });
+    }
+
+    /// Drops a source's series (it was removed by a reload).
+    pub fn forget_source(&self, source: &str) {
+        self.with(|i| {
+            i.sources.remove(source);
+        });
+    }
+
+    /// Drops a sink's series (it was removed by a reload).
+    pub fn forget_sink(&self, sink: &str) {
+        self.with(|i| {
+            i.sinks.remove(sink);
+        });
+    }
+
+    /// When `sink` last delivered (seconds since the epoch).
+    pub fn last_success(&self, sink: &str) -> Option<f64> {
+        self.with(|i| i.sinks.get(sink).and_then(|s| s.last_success))
+    }
+
+    /// What waits in `sink`'s queue.
+    pub fn sink_queue(&self, sink: &str) -> QueueView {
+        self.with(|i| {
+            i.sinks
+                .get(sink)
+                .map(|s| QueueView {
+                    samples: s.queue,
+                    bytes: s.queue_bytes,
+                    oldest_ms: s.oldest_ms,
+                })
+                .unwrap_or_default()
+        })
     }
 
     /// Total samples dropped by `sink` so far, over all reasons.
@@ -195,8 +246,23 @@ impl SelfMetrics {
                 "Always 1; the version of the running relay.",
             );
             build.push(one("version", env!("CARGO_PKG_VERSION")), 1.0);
+            let mut reload_ok = Family::new(
+                "pushrelay_config_last_reload_successful",
+                MetricType::Gauge,
+                "Whether the last configuration reload attempt succeeded (1) or not (0).",
+            );
+            let mut reload_at = Family::new(
+                "pushrelay_config_last_reload_success_timestamp_seconds",
+                MetricType::Gauge,
+                "When the configuration was last loaded successfully.",
+            );
+            if let Some((ok, at)) = i.reload {
+                reload_ok.push(Labels::new(), if ok { 1.0 } else { 0.0 });
+                reload_at.push(Labels::new(), at);
+            }
             [
                 up, dur, sent, dropped, retries, queue, qbytes, qage, corrupt, last, build,
+                reload_ok, reload_at,
             ]
             .into_iter()
             .filter(|f| !f.samples.is_empty())

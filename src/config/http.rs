@@ -11,7 +11,7 @@ use super::units::ser_duration;
 use super::{header_looks_secret, ConfigError, Secret, Section};
 
 /// HTTP client settings shared by every component that makes requests.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct HttpConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub basic_auth: Option<BasicAuth>,
@@ -24,13 +24,13 @@ pub struct HttpConfig {
     pub timeout: Duration,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BasicAuth {
     pub username: String,
     pub password: Secret,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct TlsConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,

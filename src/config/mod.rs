@@ -128,7 +128,7 @@ impl Serialize for Config {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RelayConfig {
     /// Default poll interval of every source.
     #[serde(serialize_with = "ser_duration")]
@@ -138,9 +138,12 @@ pub struct RelayConfig {
     pub external_labels: Labels,
     /// Where durable state (queues, source state) lives.
     pub state_dir: PathBuf,
-    /// Optional address for `GET /metrics` and `GET /healthz`.
+    /// Optional address for the status page, `/metrics`, `/-/healthy` and `/-/ready`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<SocketAddr>,
+    /// `/-/ready` answers 200 only if every sink delivered within this window.
+    #[serde(serialize_with = "ser_duration")]
+    pub ready_window: Duration,
     /// How long a clean shutdown may spend finishing in-flight sends.
     #[serde(serialize_with = "ser_duration")]
     pub shutdown_timeout: Duration,
@@ -158,6 +161,8 @@ struct RawRelay {
     external_labels: BTreeMap<String, String>,
     state_dir: Option<PathBuf>,
     listen: Option<Spanned<String>>,
+    #[serde(default, deserialize_with = "de_duration_opt")]
+    ready_window: Option<Duration>,
     #[serde(default, deserialize_with = "de_duration_opt")]
     shutdown_timeout: Option<Duration>,
 }
@@ -400,6 +405,7 @@ fn validate_relay(ctx: &Ctx<'_>, r: RawRelay) -> Result<RelayConfig, ConfigError
             .state_dir
             .unwrap_or_else(|| PathBuf::from("./pushrelay-state")),
         listen,
+        ready_window: r.ready_window.unwrap_or(Duration::from_secs(300)),
         shutdown_timeout: r.shutdown_timeout.unwrap_or(Duration::from_secs(10)),
     })
 }

@@ -37,7 +37,8 @@ pub const SINK_TYPES: &[ComponentType<dyn SinkSpec>] = &[
 /// A component's validated configuration, read from its table in two stages: serde into
 /// [`Component::Raw`] (the file's shape, denying unknown keys) and [`RawHttp`] (the shared HTTP
 /// keys it accepts, see [`HttpKeys`]), then [`Component::validate`].
-pub trait Component: Serialize + fmt::Debug + Send + Sync + Sized + 'static {
+/// `PartialEq` lets a reload tell an unchanged component (kept running) from a changed one.
+pub trait Component: Serialize + fmt::Debug + PartialEq + Send + Sync + Sized + 'static {
     /// The `type = "..."` value that selects it.
     const TYPE: &'static str;
     /// Which shared HTTP keys its table takes; they are read into the [`RawHttp`] handed to

@@ -1,15 +1,15 @@
 //! Wiring and scheduling: builds sources and sinks from the config, polls each source on its
 //! interval, prepares snapshots and fans them out to every sink; shuts down cleanly.
 
+mod daemon;
+mod http;
 pub mod prepare;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::clock::WallClock;
 use crate::config::{host_name, Config, SELF_JOB};
@@ -26,6 +26,8 @@ pub struct Env {
     pub metrics: Arc<SelfMetrics>,
     /// Wall-clock time for sample timestamps and ages.
     pub clock: WallClock,
+    /// What the status page and readiness show.
+    pub status: Arc<crate::status::Status>,
 }
 
 impl Env {
@@ -34,6 +36,7 @@ impl Env {
             metrics: self.metrics.clone(),
             state_dir: state_dir.map(|d| d.to_path_buf()),
             clock: self.clock.clone(),
+            status: self.status.clone(),
         }
     }
 
@@ -55,7 +58,7 @@ impl Env {
 }
 
 /// The latest prepared snapshot of each source, for `GET /metrics`.
-type LastSnapshots = Arc<Mutex<BTreeMap<String, Arc<Snapshot>>>>;
+pub(crate) type LastSnapshots = Arc<Mutex<BTreeMap<String, Arc<Snapshot>>>>;
 
 /// Polls one source once, bounded by its timeout, and prepares the snapshot.
 async fn poll(
@@ -200,7 +203,7 @@ pub async fn once(cfg: &Config) -> anyhow::Result<OnceReport> {
 }
 
 /// The relay's own metrics as a snapshot of job `pushrelay`.
-fn self_snapshot(
+pub(crate) fn self_snapshot(
     env: &Env,
     external: &crate::model::Labels,
     prep: &mut Option<Preparer>,
@@ -219,176 +222,19 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
 /// [`run`] with a caller-owned [`Env`] (the demo reads its metrics to show what was sent;
 /// tests give it a clock they move).
 pub async fn run_with(cfg: Config, cancel: CancellationToken, env: Env) -> anyhow::Result<()> {
-    let metrics = env.metrics.clone();
-    let sinks = env.build_sinks(&cfg, Some(&cfg.relay.state_dir))?;
-    let mut sources_built = Vec::new();
-    let ctx = sources::BuildContext {
-        state_dir: cfg.relay.state_dir.clone(),
-        persist: true,
-        check_all: false,
-        clock: env.clock.clone(),
-    };
-    for sc in &cfg.sources {
-        sources_built.push(sc.build(&ctx)?);
-    }
-    let last: LastSnapshots = Arc::default();
-
-    // Sinks stop on their own token, after the sources, so the last snapshots still reach them.
-    let sink_cancel = CancellationToken::new();
-    let sink_tasks = TaskTracker::new();
-    for s in &sinks {
-        sink_tasks.spawn(s.clone().run(sink_cancel.clone()));
-    }
-    sink_tasks.close();
-
-    let tasks = TaskTracker::new();
-    if let Some(addr) = cfg.relay.listen {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-        tracing::info!("serving /metrics and /healthz on http://{addr}");
-        tasks.spawn(serve_metrics(
-            listener,
-            cancel.clone(),
-            last.clone(),
-            env.clone(),
-            cfg.relay.external_labels.clone(),
-        ));
-    }
-    let n_sources = sources_built.len().max(1);
-    for (i, (mut source, sc)) in sources_built.into_iter().zip(&cfg.sources).enumerate() {
-        let sinks = sinks.clone();
-        let cancel = cancel.clone();
-        let last = last.clone();
-        let metrics = metrics.clone();
-        let clock = env.clock.clone();
-        let meta = source.meta().clone();
-        let mut prep = Preparer::new(&meta.name, &meta.instance, &cfg.relay.external_labels, true)
-            .with_rules(sc.series_rules());
-        // Spread the first polls over a short window so sources do not all fire at once.
-        let offset = meta.interval.min(Duration::from_secs(2)) * i as u32 / n_sources as u32;
-        source.start(cancel.child_token());
-        tasks.spawn(async move {
-            let mut tick = tokio::time::interval_at(Instant::now() + offset, meta.interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut was_up = true;
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = cancel.cancelled() => return,
-                }
-                let (snap, err, secs) = tokio::select! {
-                    r = poll(source.as_mut(), &mut prep, &clock) => r,
-                    _ = cancel.cancelled() => return,
-                };
-                metrics.source_polled(&meta.name, err.is_none(), secs);
-                match (&err, was_up) {
-                    (Some(e), true) => tracing::warn!(source = %meta.name, "source down: {e}"),
-                    (Some(e), false) => tracing::debug!(source = %meta.name, "still down: {e}"),
-                    (None, false) => tracing::info!(source = %meta.name, "source up again"),
-                    (None, true) => {}
-                }
-                was_up = err.is_none();
-                let snap = Arc::new(snap);
-                for s in &sinks {
-                    s.submit(snap.clone());
-                }
-                last.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(meta.name.clone(), snap);
-            }
-        });
-    }
-    {
-        // The relay's own metrics, on the relay's interval.
-        let sinks = sinks.clone();
-        let cancel = cancel.clone();
-        let env = env.clone();
-        let external = cfg.relay.external_labels.clone();
-        let every = cfg.relay.interval;
-        tasks.spawn(async move {
-            let mut prep = None;
-            let mut tick = tokio::time::interval_at(Instant::now() + every, every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = cancel.cancelled() => return,
-                }
-                let snap = Arc::new(self_snapshot(&env, &external, &mut prep));
-                for s in &sinks {
-                    s.submit(snap.clone());
-                }
-            }
-        });
-    }
-    tasks.close();
-    tracing::info!(
-        sources = cfg.sources.len(),
-        sinks = cfg.sinks.len(),
-        "pushrelay {} running",
-        env!("CARGO_PKG_VERSION")
-    );
-
-    cancel.cancelled().await;
-    tasks.wait().await;
-    tracing::info!(
-        "shutting down: delivering what is queued (at most {})",
-        crate::sinks::human(cfg.relay.shutdown_timeout)
-    );
-    sink_cancel.cancel();
-    let drained = tokio::time::timeout(cfg.relay.shutdown_timeout, sink_tasks.wait()).await;
-    if drained.is_err() {
-        tracing::warn!("shutdown deadline reached; abandoning sends still in flight");
-    }
-    for s in &sinks {
-        let _ = tokio::time::timeout(Duration::from_secs(5), s.shutdown()).await;
-    }
-    tracing::info!("stopped");
-    Ok(())
+    let (_keep, reloads) = tokio::sync::mpsc::channel(1);
+    daemon::run(cfg, cancel, env, reloads).await
 }
 
-/// `GET /metrics`: the latest snapshot of every source plus the relay's own metrics;
-/// `GET /healthz`: 200 while running.
-async fn serve_metrics(
-    listener: tokio::net::TcpListener,
+/// [`run_with`], applying each configuration received on `reloads` in place (SIGHUP): see
+/// [`daemon`] for what a reload keeps, rebuilds, stops and starts.
+pub async fn run_reloadable(
+    cfg: Config,
     cancel: CancellationToken,
-    last: LastSnapshots,
     env: Env,
-    external: crate::model::Labels,
-) {
-    use crate::http::server::{response, serve_public, PublicLimits};
-    serve_public(listener, cancel, PublicLimits::default(), move |req| {
-        let last = last.clone();
-        let env = env.clone();
-        let external = external.clone();
-        async move {
-            // HEAD is answered like GET; hyper sends no body for it.
-            match req.uri().path() {
-                "/metrics" => {
-                    let snaps: Vec<Arc<Snapshot>> = last
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .values()
-                        .cloned()
-                        .collect();
-                    let own = self_snapshot(&env, &external, &mut None);
-                    let fams = merge_families(
-                        snaps
-                            .iter()
-                            .map(|s| s.families.as_slice())
-                            .chain([own.families.as_slice()]),
-                    );
-                    let mut out = String::new();
-                    crate::expfmt::write_text(&mut out, &fams, false);
-                    response(200, "text/plain; version=0.0.4; charset=utf-8", out)
-                }
-                "/healthz" => response(200, "text/plain", "ok\n"),
-                _ => response(404, "text/plain", "not found\n"),
-            }
-        }
-    })
-    .await
+    reloads: tokio::sync::mpsc::Receiver<Config>,
+) -> anyhow::Result<()> {
+    daemon::run(cfg, cancel, env, reloads).await
 }
 
 /// Merges families of the same name from several snapshots into one (an exposition may hold
@@ -419,6 +265,7 @@ mod tests {
     use crate::sources::push::Shared;
     use crate::sources::SourceMeta;
     use crate::BoxFuture;
+    use std::time::Duration;
 
     /// A push-shaped source: its background task "receives" one reading after `delay`.
     struct FakeSubscription {

@@ -34,6 +34,28 @@ impl Preparer {
         }
     }
 
+    /// The same source after a reload changed its configuration: new target labels and rules,
+    /// the series set kept, so what vanishes with the change still gets its stale marker.
+    pub fn retarget(&mut self, instance: &str, external: &Labels, rules: SeriesRules) {
+        self.instance = instance.to_string();
+        self.external = external.clone();
+        self.rules = rules;
+    }
+
+    /// The last snapshot of a source that is gone (removed by a reload): no samples, every
+    /// series it had ends with a stale marker, as Prometheus does for a removed target.
+    pub fn retire(&mut self, at_ms: i64) -> Snapshot {
+        let mut stale: Vec<(String, Labels)> =
+            std::mem::take(&mut self.previous).into_iter().collect();
+        stale.sort();
+        Snapshot {
+            source: self.job.clone(),
+            timestamp_ms: at_ms,
+            families: Vec::new(),
+            stale,
+        }
+    }
+
     /// Applies `rules` to every series of every later poll.
     pub fn with_rules(mut self, rules: SeriesRules) -> Preparer {
         self.rules = rules;

@@ -29,6 +29,8 @@ pub struct SinkContext {
     pub state_dir: Option<PathBuf>,
     /// Sample times, `max_age` and the self-metrics' timestamps.
     pub clock: WallClock,
+    /// Where a sink says it went offline or is back (the status page, readiness).
+    pub status: std::sync::Arc<crate::status::Status>,
 }
 
 /// A running sink.
@@ -46,6 +48,10 @@ pub trait Sink: Send + Sync {
     /// Work to do on a clean exit after the last delivery (Pushgateway group deletion).
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})
+    }
+    /// The wire protocol it speaks, for the status page.
+    fn protocol(&self) -> String {
+        String::new()
     }
 }
 
@@ -65,9 +71,14 @@ pub trait SinkSpec: std::fmt::Debug + Send + Sync {
     fn printable(&self) -> Result<toml::Table, String>;
     /// For tests and tools that need the concrete configuration back.
     fn as_any(&self) -> &dyn std::any::Any;
+    /// Whether `other` is the same configuration (a reload keeps such a sink running).
+    fn same_as(&self, other: &dyn SinkSpec) -> bool;
 }
 
 impl<C: SinkConfig> SinkSpec for C {
+    fn same_as(&self, other: &dyn SinkSpec) -> bool {
+        other.as_any().downcast_ref::<C>() == Some(self)
+    }
     fn type_name(&self) -> &'static str {
         C::TYPE
     }

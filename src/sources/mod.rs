@@ -232,9 +232,15 @@ pub trait SourceSpec: std::fmt::Debug + Send + Sync {
     fn printable(&self) -> Result<toml::Table, String>;
     /// For tests and tools that need the concrete configuration back (the type's own struct).
     fn as_any(&self) -> &dyn std::any::Any;
+    /// Whether `other` is the same configuration (a reload keeps such a source running).
+    fn same_as(&self, other: &dyn SourceSpec) -> bool;
 }
 
 impl<C: SourceConfig> SourceSpec for Configured<C> {
+    fn same_as(&self, other: &dyn SourceSpec) -> bool {
+        other.as_any().downcast_ref::<C>() == Some(&self.config)
+            && other.series_rules() == self.series_rules()
+    }
     fn type_name(&self) -> &'static str {
         C::TYPE
     }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::units::{de_duration_opt, ser_duration, ser_url};
 use crate::config::{host_name, Component, ConfigError, HttpConfig, HttpKeys, RawHttp, Section};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PushgatewayConfig {
     pub name: String,
     #[serde(serialize_with = "ser_url")]

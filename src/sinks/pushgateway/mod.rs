@@ -259,6 +259,10 @@ impl Sink for PushgatewaySink {
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(self.delete_groups_if_configured())
     }
+
+    fn protocol(&self) -> String {
+        "Pushgateway, text 0.0.4".into()
+    }
 }
 
 /// Samples a push carries (stale markers are not pushed).

@@ -9,7 +9,7 @@ use crate::buffer::Fsync;
 use crate::config::units::{de_duration_opt, de_size_opt, parse_duration, ser_duration, ser_url};
 use crate::config::{Component, ConfigError, HttpConfig, HttpKeys, RawHttp, Section};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RemoteWriteConfig {
     pub name: String,
     #[serde(serialize_with = "ser_url")]
@@ -31,7 +31,7 @@ pub struct RemoteWriteConfig {
 }
 
 /// `buffer = { max_bytes, max_age, fsync }` of a remote-write sink.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BufferConfig {
     /// Bytes the queue may take on disk; over it the oldest batches are dropped.
     pub max_bytes: u64,
@@ -43,7 +43,7 @@ pub struct BufferConfig {
     pub fsync: Fsync,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct RateLimit {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requests_per_second: Option<f64>,

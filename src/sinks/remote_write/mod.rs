@@ -453,6 +453,10 @@ impl Sink for RemoteWriteSink {
     fn flush(&self, deadline: Duration) -> BoxFuture<'_, Result<u64, String>> {
         Box::pin(self.flush_queue(deadline))
     }
+
+    fn protocol(&self) -> String {
+        "remote-write 1.0, snappy".into()
+    }
 }
 
 /// The sender's view of an outage, for its two log lines.

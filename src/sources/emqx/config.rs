@@ -11,7 +11,7 @@ use crate::config::{Component, ConfigError, HttpConfig, HttpKeys, RawHttp, Secre
 use crate::sources::{BuildContext, Source, SourceConfig};
 
 /// One monitored EMQX client (`clients = [{ client_id, alias }]`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmqxClient {
     pub client_id: String,
@@ -21,7 +21,7 @@ pub struct EmqxClient {
 }
 
 /// emqx-client-monitor's feature flags, with its names and defaults.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EmqxFlags {
     pub enable_processed_counters: bool,
     pub enable_qos_split: bool,
@@ -51,7 +51,7 @@ impl Default for EmqxFlags {
 }
 
 /// `type = "emqx"`: per-client statistics from the EMQX v5 REST API (see `sources::emqx`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EmqxConfig {
     pub name: String,
     /// The dashboard/API base, e.g. `http://emqx:18083` (`/api/v5` is added when missing).

@@ -10,7 +10,7 @@ use crate::config::{Component, ConfigError, HttpConfig, HttpKeys, RawHttp, Secre
 use crate::sources::{BuildContext, Source, SourceConfig};
 
 /// `type = "linkhub"`: an Alcatel/TCL 4G router's JSON-RPC web API (see `sources::linkhub`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LinkhubConfig {
     pub name: String,
     /// The router's web UI, e.g. `http://192.168.1.1`.

@@ -12,7 +12,7 @@ use crate::relabel::SeriesRules;
 use crate::config::units::{de_duration_opt, de_size_opt, ser_duration, ser_url};
 use crate::config::{Component, ConfigError, HttpConfig, HttpKeys, RawHttp, Section};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ScrapeConfig {
     pub name: String,
     #[serde(serialize_with = "ser_url")]

@@ -12,7 +12,7 @@ use crate::config::{
 use crate::sources::{BuildContext, Source, SourceConfig};
 
 /// `type = "ttn"`: The Things Stack v3 gateways (see `sources::ttn`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TtnConfig {
     pub name: String,
     /// The Identity Server and default Gateway Server, e.g. `https://eu1.cloud.thethings.network`.

@@ -49,7 +49,7 @@ pub struct RawTtnDevices {
 
 /// `type = "ttn_devices"`: LoRaWAN devices of one application, from The Things Stack's MQTT
 /// server (see `sources::ttn_devices` and docs/ttn-devices.md).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TtnDevicesConfig {
     pub name: String,
     /// `mqtt://host[:1883]` or `mqtts://host[:8883]`.
