@@ -14,6 +14,8 @@ pub fn build(cfg: &HttpConfig) -> anyhow::Result<reqwest::Client> {
         .connect_timeout(cfg.timeout.min(std::time::Duration::from_secs(10)))
         .timeout(cfg.timeout)
         .pool_max_idle_per_host(1)
+        // A redirect would carry secrets to another place; a 3xx is an answer to report.
+        .redirect(reqwest::redirect::Policy::none())
         .tcp_keepalive(std::time::Duration::from_secs(60));
     if let Some(ca) = &cfg.tls.ca_file {
         let pem = std::fs::read(ca)
