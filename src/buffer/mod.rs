@@ -42,6 +42,9 @@ pub trait Queue: Send {
     }
     /// The `reason` label for samples dropped because the queue was full.
     fn full_reason(&self) -> &'static str;
+    /// Shows `f` the newest `max` queued batches, oldest first, one at a time (a restarted
+    /// sink learns from them the last timestamp queued for each series).
+    fn newest(&mut self, _max: usize, _f: &mut dyn FnMut(&EncodedBatch)) {}
     /// Whether new batches go to disk (`Some(false)`: held in memory after a disk failure);
     /// `None` for a queue that is never on disk.
     fn on_disk(&self) -> Option<bool> {

@@ -60,6 +60,10 @@ const METADATA_REFRESH: Duration = Duration::from_secs(600);
 /// How often series older than `max_age` are forgotten by the per-series memory.
 const FORGET_EVERY: Duration = Duration::from_secs(60);
 
+/// How many of the newest queued batches a starting sink reads to learn the last timestamp
+/// queued per series (a scrape of up to about 130,000 series at the default batch size).
+const LEARN_BATCHES: usize = 64;
+
 pub struct RemoteWriteSink {
     cfg: RemoteWriteConfig,
     client: reqwest::Client,
@@ -100,7 +104,7 @@ impl RemoteWriteSink {
         ctx: &SinkContext,
         queue_dir: Option<&std::path::Path>,
     ) -> anyhow::Result<Self> {
-        let queue: Box<dyn Queue> = match queue_dir {
+        let mut queue: Box<dyn Queue> = match queue_dir {
             Some(dir) => Box::new(DiskQueue::open(
                 dir,
                 DiskQueueOptions {
@@ -113,6 +117,8 @@ impl RemoteWriteSink {
             )?),
             None => Box::new(MemoryQueue::new(cfg.max_queued_samples)),
         };
+        let mut last_sent = series::LastSent::default();
+        queue.newest(LEARN_BATCHES, &mut |b| last_sent.learn(b));
         let requests = cfg.rate_limit.requests_per_second.and_then(|rps| {
             Quota::with_period(Duration::from_secs_f64(1.0 / rps)).map(RateLimiter::direct)
         });
@@ -131,7 +137,7 @@ impl RemoteWriteSink {
                 pending_since: None,
                 queue,
                 metadata_sent: HashMap::new(),
-                last_sent: series::LastSent::default(),
+                last_sent,
                 last_forget: Instant::now(),
             }),
             drops: DropLog::new(&cfg.name),

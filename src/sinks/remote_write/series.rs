@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
 use crate::model::Labels;
+use crate::wire::remote_write::{decode, EncodedBatch};
 
 /// Series remembered at most (about 10 MiB).
 pub const MAX_SERIES: usize = 1 << 19;
@@ -86,6 +87,36 @@ impl LastSent {
         Ok(())
     }
 
+    /// Learns the last timestamp of every series in a batch already queued (at start, from
+    /// the queue a previous run left).
+    pub fn learn(&mut self, batch: &EncodedBatch) {
+        let Ok(req) = decode(&batch.body) else {
+            return;
+        };
+        for ts in req.timeseries {
+            let Some(last) = ts.samples.iter().map(|s| s.timestamp).max() else {
+                continue;
+            };
+            let mut name = String::new();
+            let pairs = ts.labels.into_iter().filter_map(|l| {
+                if l.name == "__name__" {
+                    name = l.value;
+                    None
+                } else {
+                    Some((l.name, l.value))
+                }
+            });
+            let Ok(labels) = Labels::from_pairs(pairs.collect::<Vec<_>>()) else {
+                continue;
+            };
+            if self.last.len() >= self.max {
+                self.forget_oldest_half();
+            }
+            let t = self.last.entry(series_hash(&name, &labels)).or_insert(last);
+            *t = (*t).max(last);
+        }
+    }
+
     /// Forgets the series whose last sample is older than `cutoff_ms`: every sample admitted
     /// from now on is newer than that anyway.
     pub fn forget_older_than(&mut self, cutoff_ms: i64) {
@@ -136,6 +167,25 @@ mod tests {
         s.forget_older_than(1000);
         assert_eq!(s.len(), 1);
         assert_eq!(s.admit("a", &l("y"), 901, 0), Ok(()), "forgotten");
+    }
+
+    /// What a previous run queued counts: a restart with the clock set back does not queue
+    /// samples older than those.
+    #[test]
+    fn learns_from_queued_batches() {
+        let mut b = crate::wire::remote_write::BatchBuilder::new();
+        b.add("a", &l("x"), 1000, 1.0);
+        b.add("a", &l("x"), 3000, 1.0);
+        b.add("b", &Labels::new(), 2000, 1.0);
+        let mut s = LastSent::default();
+        s.learn(&b.finish());
+        assert_eq!(s.admit("a", &l("x"), 2500, 0), Err(Refusal::OutOfOrder));
+        assert_eq!(
+            s.admit("b", &Labels::new(), 2000, 0),
+            Err(Refusal::OutOfOrder)
+        );
+        assert_eq!(s.admit("a", &l("x"), 3001, 0), Ok(()));
+        assert_eq!(s.admit("a", &l("y"), 1, 0), Ok(()));
     }
 
     #[test]

@@ -10,6 +10,16 @@ use crate::model::{Family, Labels, MetricType, Sample};
 const T: i64 = 1_700_000_000_000;
 
 fn sink(clock: &WallClock, url: &str, extra: &str) -> (RemoteWriteSink, Arc<SelfMetrics>) {
+    sink_in(None, clock, url, extra)
+}
+
+/// A sink whose queue is on disk in `dir` (or in memory).
+fn sink_in(
+    dir: Option<&std::path::Path>,
+    clock: &WallClock,
+    url: &str,
+    extra: &str,
+) -> (RemoteWriteSink, Arc<SelfMetrics>) {
     let text = format!(
         r#"
 [[source]]
@@ -37,7 +47,7 @@ max_backoff = "20ms"
         state_dir: None,
         clock: clock.clone(),
     };
-    (RemoteWriteSink::new(rw, &ctx, None).unwrap(), metrics)
+    (RemoteWriteSink::new(rw, &ctx, dir).unwrap(), metrics)
 }
 
 fn labels(job: &str) -> Labels {
@@ -134,6 +144,27 @@ fn a_clock_jumping_back_never_queues_a_sample_out_of_order() {
     assert_eq!(q["b"], [T, T + 1000, T + 2000], "{q:?}");
     assert_eq!(q["new"], [T - 60_000, T - 59_000], "{q:?}");
     assert_eq!(dropped(&m), [("out_of_order".to_string(), 4)]);
+}
+
+/// The per-series memory is rebuilt from what a previous run left queued: a relay restarted
+/// with its clock set back (a Pi without a real-time clock) does not queue samples older than
+/// those waiting for the receiver.
+#[test]
+fn a_restart_remembers_what_is_still_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = WallClock::manual(T);
+    {
+        let (s, _) = sink_in(Some(dir.path()), &clock, "http://127.0.0.1:1/", "");
+        s.submit(snap(T, &[("a", None)]));
+        s.seal(&mut s.lock());
+    }
+    clock.set(T - 3_600_000);
+    let (s, m) = sink_in(Some(dir.path()), &clock, "http://127.0.0.1:1/", "");
+    s.submit(snap(T - 3_600_000, &[("a", None), ("b", None)]));
+    let q = take_queued(&s);
+    assert_eq!(q["a"], [T], "{q:?}");
+    assert_eq!(q["b"], [T - 3_600_000], "{q:?}");
+    assert_eq!(dropped(&m), [("out_of_order".to_string(), 1)]);
 }
 
 /// A local receiver answering a scripted list of (status, content type, body, location), then
