@@ -2,7 +2,8 @@
 # The project's test command (the README's, and what CI runs): fetches the real receivers the
 # integration tests start (Prometheus, VictoriaMetrics, Pushgateway from Debian packages) and
 # emqx-client-monitor 0.3.1 from PyPI (for the EMQX differential test), then
-# checks formatting and lints and runs every test. Usage: scripts/test.sh
+# checks formatting and lints and runs every test, the slow (`#[ignore]`d) ones included.
+# Usage: scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,4 +12,5 @@ bash scripts/fetch-emqx-client-monitor.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo test --bench encode   # the benchmark builds and runs once, quickly
-cargo test              # unit, integration and doc tests
+cargo test              # unit, integration and doc tests: one real-process test per failure class
+cargo test -- --ignored # the slow ones (the long real-process variants)
