@@ -30,6 +30,10 @@ struct SinkStat {
     sent: u64,
     dropped: BTreeMap<String, u64>,
     retries: u64,
+    /// Failed attempts by reason (`sinks::send::Failure`).
+    failures: BTreeMap<String, u64>,
+    /// Whether the queue is on disk (`None`: a sink or queue that never is).
+    on_disk: Option<bool>,
     queue: u64,
     queue_bytes: u64,
     oldest_ms: Option<i64>,
@@ -85,6 +89,35 @@ impl SelfMetrics {
 
     pub fn retried(&self, sink: &str) {
         self.with(|i| i.sinks.entry(sink.to_string()).or_default().retries += 1);
+    }
+
+    /// One failed send attempt, by reason (`network`, `server_error`, `unauthorized`, …).
+    pub fn send_failed(&self, sink: &str, reason: &str) {
+        self.with(|i| {
+            let s = i.sinks.entry(sink.to_string()).or_default();
+            *s.failures.entry(reason.to_string()).or_default() += 1;
+        });
+    }
+
+    /// Whether the sink's queue is on disk (1) or held in memory after a disk failure (0).
+    pub fn buffer_on_disk(&self, sink: &str, on_disk: Option<bool>) {
+        self.with(|i| i.sinks.entry(sink.to_string()).or_default().on_disk = on_disk);
+    }
+
+    /// Samples dropped by `sink` so far, per reason (non-zero ones).
+    pub fn dropped_by_reason(&self, sink: &str) -> Vec<(String, u64)> {
+        self.with(|i| {
+            i.sinks
+                .get(sink)
+                .map(|s| {
+                    s.dropped
+                        .iter()
+                        .filter(|(_, n)| **n > 0)
+                        .map(|(r, n)| (r.clone(), *n))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
     }
 
     /// The queue's whole state: samples, bytes and the oldest sample's timestamp.
@@ -191,6 +224,16 @@ impl SelfMetrics {
                 MetricType::Counter,
                 "Sends the sink retried.",
             );
+            let mut failures = Family::new(
+                "pushrelay_send_failures_total",
+                MetricType::Counter,
+                "Failed send attempts, by reason.",
+            );
+            let mut on_disk = Family::new(
+                "pushrelay_buffer_on_disk",
+                MetricType::Gauge,
+                "Whether the sink's queue is on disk (1) or in memory after a disk failure (0).",
+            );
             let mut queue = Family::new(
                 "pushrelay_queue_samples",
                 MetricType::Gauge,
@@ -220,13 +263,20 @@ impl SelfMetrics {
             for (name, s) in &i.sinks {
                 let l = one("sink", name);
                 sent.push(l.clone(), s.sent as f64);
+                let by_reason = |reason: &str| {
+                    Labels::from_pairs([("sink", name.as_str()), ("reason", reason)])
+                        .expect("constant label names")
+                };
                 for (reason, n) in &s.dropped {
-                    let l =
-                        Labels::from_pairs([("sink", name.as_str()), ("reason", reason.as_str())])
-                            .expect("constant label names");
-                    dropped.push(l, *n as f64);
+                    dropped.push(by_reason(reason), *n as f64);
                 }
                 retries.push(l.clone(), s.retries as f64);
+                for (reason, n) in &s.failures {
+                    failures.push(by_reason(reason), *n as f64);
+                }
+                if let Some(d) = s.on_disk {
+                    on_disk.push(l.clone(), if d { 1.0 } else { 0.0 });
+                }
                 queue.push(l.clone(), s.queue as f64);
                 qbytes.push(l.clone(), s.queue_bytes as f64);
                 qage.push(
@@ -261,8 +311,8 @@ impl SelfMetrics {
                 reload_at.push(Labels::new(), at);
             }
             [
-                up, dur, sent, dropped, retries, queue, qbytes, qage, corrupt, last, build,
-                reload_ok, reload_at,
+                up, dur, sent, dropped, retries, failures, queue, qbytes, qage, on_disk, corrupt,
+                last, build, reload_ok, reload_at,
             ]
             .into_iter()
             .filter(|f| !f.samples.is_empty())

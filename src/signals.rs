@@ -1,51 +1,95 @@
 //! Process signals: SIGTERM/SIGINT end the daemon cleanly (a second one at once); SIGHUP
 //! reloads the configuration (`pushrelay reload` sends it through the pid file in `state_dir`).
 
+use std::future::Future;
+
 use tokio_util::sync::CancellationToken;
 
-/// Cancels `cancel` on SIGTERM or SIGINT; a second signal exits at once.
-pub async fn cancel_on_signal(cancel: CancellationToken) {
-    wait_for_signal().await;
-    tracing::info!("signal received; shutting down (a second signal exits at once)");
-    cancel.cancel();
-    wait_for_signal().await;
-    std::process::exit(130);
+/// Cancels `cancel` on SIGTERM or SIGINT; a second signal exits at once. The handlers are
+/// installed when this is called (not when the future first runs), so a signal arriving
+/// right after start-up is already caught.
+pub fn cancel_on_signal(cancel: CancellationToken) -> impl Future<Output = ()> {
+    let mut signals = Signals::install();
+    async move {
+        signals.stop().await;
+        tracing::info!("signal received; shutting down (a second signal exits at once)");
+        cancel.cancel();
+        signals.stop().await;
+        std::process::exit(130);
+    }
 }
 
-async fn wait_for_signal() {
+/// The signal streams the daemon listens to.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    unix: Option<UnixSignals>,
+}
+
+#[cfg(unix)]
+struct UnixSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let unix = (|| {
+                Some(UnixSignals {
+                    term: signal(SignalKind::terminate()).ok()?,
+                    int: signal(SignalKind::interrupt()).ok()?,
+                })
+            })();
+            Signals { unix }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// Resolves on the next SIGTERM or SIGINT.
+    async fn stop(&mut self) {
+        #[cfg(unix)]
+        if let Some(u) = self.unix.as_mut() {
+            tokio::select! {
+                _ = u.term.recv() => return,
+                _ = u.int.recv() => return,
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
 
 /// Re-reads the configuration at `path` on every SIGHUP and hands a valid one to the daemon
 /// (`reloads`). A bad one is refused with its `file:line:column` errors in the log (and
-/// `pushrelay_config_last_reload_successful` 0); the running configuration goes on.
-pub async fn reload_on_hangup(
+/// `pushrelay_config_last_reload_successful` 0); the running configuration goes on. The
+/// handler is installed when this is called, so a SIGHUP right after start-up never kills
+/// the daemon.
+pub fn reload_on_hangup(
+    path: std::path::PathBuf,
+    reloads: tokio::sync::mpsc::Sender<crate::config::Config>,
+    env: crate::relay::Env,
+) -> impl Future<Output = ()> {
+    #[cfg(unix)]
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+    async move {
+        #[cfg(unix)]
+        reload_loop(hup, path, reloads, env).await;
+        #[cfg(not(unix))]
+        let _ = (path, reloads, env);
+    }
+}
+
+#[cfg(unix)]
+async fn reload_loop(
+    hup: std::io::Result<tokio::signal::unix::Signal>,
     path: std::path::PathBuf,
     reloads: tokio::sync::mpsc::Sender<crate::config::Config>,
     env: crate::relay::Env,
 ) {
-    #[cfg(unix)]
     {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        let Ok(mut hup) = hup else {
             tracing::warn!("cannot listen for SIGHUP: reload needs a restart");
             return;
         };
@@ -75,10 +119,6 @@ pub async fn reload_on_hangup(
                 }
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (path, reloads, env);
     }
 }
 

@@ -248,7 +248,8 @@ fn demo_runs_by_itself_and_shows_what_arrived() {
 
 #[tokio::test]
 async fn run_serves_metrics_and_exits_cleanly_on_sigterm_without_logging_secrets() {
-    // A receiver that refuses with 401 and fails with 500 before accepting, so every error path logs.
+    // A receiver that answers 401, refuses with 400 and fails with 500 before accepting, so every
+    // error path logs (a 401 is retried: credentials are not the data's fault).
     let prom = Receiver::prometheus().await;
     let proxy = FaultProxy::start(&prom.base_url).await;
     let exporter = Exporter::start("x 1\n").await;
@@ -266,7 +267,7 @@ async fn run_serves_metrics_and_exits_cleanly_on_sigterm_without_logging_secrets
     );
     let p = write_config(&dir, &cfg);
     for format in ["text", "json"] {
-        proxy.fail_next(&[(401, "bad credentials"), (500, "oops"), (500, "oops")]);
+        proxy.fail_next(&[(401, "bad credentials"), (400, "bad data"), (500, "oops")]);
         let child = bin()
             .args([
                 "run",
@@ -319,6 +320,7 @@ async fn run_serves_metrics_and_exits_cleanly_on_sigterm_without_logging_secrets
         }
         assert!(e.contains("refused a batch"), "{e}");
         assert!(e.contains("offline"), "{e}");
+        assert!(e.contains("HTTP 401"), "{e}");
         // Piped logs are plain text: no colour escape codes.
         assert!(!e.contains('\u{1b}'), "colour codes in piped logs:\n{e}");
     }

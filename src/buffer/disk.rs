@@ -11,8 +11,11 @@
 //! On open, the segments after the cursor are scanned record by record; a torn or corrupt tail
 //! (power cut mid-write) is cut off, counted and logged once, and the queue goes on with what was
 //! good. Only small per-record index entries stay in memory; bodies are read back from disk one
-//! batch at a time. If the directory cannot be written (disk full, read-only), batches are kept in
-//! memory from then on (within the same bounds), said once in the log.
+//! batch at a time. Offsets come from the file itself, so a segment cut short by someone else
+//! (`truncate`) costs only what was cut. If the directory cannot be written (disk full,
+//! read-only), new batches are kept in memory (within the same bounds) while the disk is tried
+//! again every [`DISK_RETRY`]; once it takes writes, the batches in memory are written back to a
+//! new segment, in queue order. Both changes are logged once.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
@@ -33,6 +36,8 @@ const HEADER: u64 = 8;
 const META: usize = 12;
 /// A record claiming to be larger than this is corrupt (batches are far smaller).
 const MAX_RECORD: u32 = 64 << 20;
+/// How often a queue held in memory after a disk failure tries the disk again.
+pub const DISK_RETRY: Duration = Duration::from_secs(5);
 
 /// When appended data is forced to the storage device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +61,7 @@ pub struct DiskQueueOptions {
 }
 
 /// Where a queued batch lives.
+#[derive(Clone)]
 enum Loc {
     Disk { seg: u64, offset: u64 },
     Memory(Bytes),
@@ -93,8 +99,12 @@ pub struct DiskQueue {
     next_seg_seq: u64,
     /// Held for the queue's lifetime; dropping it releases the directory.
     _lock: Option<File>,
-    /// False once the disk failed: new batches then stay in memory.
+    /// False while the disk fails: new batches then stay in memory (always a suffix of
+    /// `entries`), and the disk is tried again at `retry_at`.
     disk_ok: bool,
+    retry_at: Instant,
+    /// Whether what a previous run left was read (it is not if the directory could not be).
+    recovered: bool,
     dirty: bool,
     last_sync: Instant,
     samples: usize,
@@ -196,6 +206,8 @@ impl DiskQueue {
             next_seg_seq: 0,
             _lock: None,
             disk_ok: true,
+            retry_at: Instant::now(),
+            recovered: false,
             dirty: false,
             last_sync: Instant::now(),
             samples: 0,
@@ -227,8 +239,9 @@ impl DiskQueue {
                 return Ok(q);
             }
         }
-        if let Err(e) = q.recover() {
-            q.disk_failed(&format!("cannot read the queue in {}: {e}", dir.display()));
+        match q.recover() {
+            Ok(()) => q.recovered = true,
+            Err(e) => q.disk_failed(&format!("cannot read the queue in {}: {e}", dir.display())),
         }
         Ok(q)
     }
@@ -236,11 +249,100 @@ impl DiskQueue {
     fn disk_failed(&mut self, why: &str) {
         if self.disk_ok {
             tracing::error!(
-                "{why}; keeping queued batches in memory from now on (they will not survive a restart)"
+                "{why}; keeping new batches in memory (they would not survive a restart) and trying the disk again every {}s",
+                DISK_RETRY.as_secs()
             );
         }
         self.disk_ok = false;
         self.writer = None;
+        self.retry_at = Instant::now() + DISK_RETRY;
+    }
+
+    /// While the disk fails, and at most every [`DISK_RETRY`]: tries to take the directory back
+    /// and write the batches held in memory to it.
+    fn retry_disk(&mut self) {
+        if self.disk_ok || Instant::now() < self.retry_at {
+            return;
+        }
+        self.retry_at = Instant::now() + DISK_RETRY;
+        match self.reattach() {
+            Ok(moved) => {
+                let (batches, samples) = moved;
+                tracing::info!(
+                    "the queue in {} is on disk again: moved {batches} batches ({samples} samples) from memory back to it",
+                    self.dir.display()
+                );
+            }
+            Err(e) => {
+                self.writer = None;
+                tracing::debug!(
+                    "the queue in {} still cannot use the disk: {e}",
+                    self.dir.display()
+                );
+            }
+        }
+    }
+
+    /// Takes the directory (lock, what a previous run left if it could not be read), writes
+    /// every batch held in memory to a new segment, syncs and writes the cursor. Returns the
+    /// batches and samples moved. On an error the queue stays in memory (batches already
+    /// written stay on disk: the order is kept either way).
+    fn reattach(&mut self) -> std::io::Result<(usize, usize)> {
+        fs::create_dir_all(&self.dir)?;
+        if self._lock.is_none() {
+            let f = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(self.dir.join("lock"))?;
+            f.try_lock().map_err(|_| {
+                std::io::Error::other("the directory is in use by another pushrelay")
+            })?;
+            self._lock = Some(f);
+        }
+        if !self.recovered {
+            // Nothing reached this directory yet: what a previous run left goes first.
+            let held = std::mem::take(&mut self.entries);
+            self.min_oldest.clear();
+            (self.samples, self.bytes) = (0, 0);
+            let r = self.recover();
+            // The held batches keep their ids: the sender may be sending one of them.
+            for e in held {
+                self.push_min_oldest(e.id, e.oldest_ms);
+                self.samples += e.samples;
+                self.bytes += e.size;
+                self.entries.push_back(e);
+            }
+            r?;
+            self.recovered = true;
+        }
+        let (mut batches, mut samples) = (0, 0);
+        for i in 0..self.entries.len() {
+            let Loc::Memory(body) = &self.entries[i].loc else {
+                continue;
+            };
+            let e = &self.entries[i];
+            let rec = encode_record(&EncodedBatch {
+                samples: e.samples,
+                body: body.clone(),
+                oldest_ms: e.oldest_ms,
+            });
+            let (seg, offset) = self.append(&rec)?;
+            let e = &mut self.entries[i];
+            e.loc = Loc::Disk { seg, offset };
+            self.bytes = self.bytes - e.size + rec.len() as u64;
+            e.size = rec.len() as u64;
+            *self.live.entry(seg).or_default() += 1;
+            batches += 1;
+            samples += e.samples;
+        }
+        if let Some(w) = self.writer.as_mut() {
+            w.file.sync_data()?;
+        }
+        self.try_write_cursor()?;
+        self.disk_ok = true;
+        self.dirty = false;
+        Ok((batches, samples))
     }
 
     /// Rebuilds the index from the segments after the cursor.
@@ -353,20 +455,71 @@ impl DiskQueue {
         if let Loc::Disk { seg, .. } = loc {
             *self.live.entry(seg).or_default() += 1;
         }
-        while self.min_oldest.back().is_some_and(|&(_, t)| t >= oldest_ms) {
-            self.min_oldest.pop_back();
-        }
-        self.min_oldest.push_back((self.next_id, oldest_ms));
+        let id = self.next_id;
+        self.next_id += 1;
+        self.push_min_oldest(id, oldest_ms);
         self.entries.push_back(Entry {
-            id: self.next_id,
+            id,
             loc,
             size,
             samples,
             oldest_ms,
         });
-        self.next_id += 1;
         self.samples += samples;
         self.bytes += size;
+    }
+
+    fn push_min_oldest(&mut self, id: u64, oldest_ms: i64) {
+        while self.min_oldest.back().is_some_and(|&(_, t)| t >= oldest_ms) {
+            self.min_oldest.pop_back();
+        }
+        self.min_oldest.push_back((id, oldest_ms));
+    }
+
+    /// Segment `seg` was found `len` bytes long, shorter than the queue wrote it (someone cut
+    /// it): forgets the batches that were in the cut part, with one log line. Returns how many.
+    fn segment_cut(&mut self, seg: u64, len: u64) -> usize {
+        let before = self.entries.len();
+        let mut lost_samples = 0;
+        let mut gone = 0;
+        self.entries.retain(|e| {
+            let cut =
+                matches!(e.loc, Loc::Disk { seg: s, offset } if s == seg && offset + e.size > len);
+            if cut {
+                lost_samples += e.samples;
+                gone += e.size;
+            }
+            !cut
+        });
+        let lost = before - self.entries.len();
+        if lost == 0 {
+            return 0;
+        }
+        self.samples -= lost_samples;
+        self.bytes -= gone;
+        self.corruptions += 1;
+        let left = self
+            .live
+            .get(&seg)
+            .copied()
+            .unwrap_or(0)
+            .saturating_sub(lost);
+        if left == 0 {
+            self.live.remove(&seg);
+        } else {
+            self.live.insert(seg, left);
+        }
+        self.min_oldest.clear();
+        let ids: Vec<(u64, i64)> = self.entries.iter().map(|e| (e.id, e.oldest_ms)).collect();
+        for (id, t) in ids {
+            self.push_min_oldest(id, t);
+        }
+        tracing::warn!(
+            "queue segment {} was cut to {len} bytes by something else: the {lost} batches ({lost_samples} samples) queued in the cut part are lost; the queue goes on",
+            seg_path(&self.dir, seg).display()
+        );
+        self.write_cursor();
+        lost
     }
 
     /// Appends a record to the current segment, starting a new one when it is full.
@@ -394,13 +547,23 @@ impl DiskQueue {
             self.writer = Some(Writer { seq, file, size: 0 });
         }
         let w = self.writer.as_mut().expect("writer set above");
-        let offset = w.size;
+        // The file's real end, where an O_APPEND write lands: not what this queue believes it
+        // wrote, in case someone cut the file.
+        let offset = w.file.seek(SeekFrom::End(0))?;
+        if offset != w.size {
+            let (seq, believed) = (w.seq, w.size);
+            w.size = offset;
+            if offset < believed {
+                self.segment_cut(seq, offset);
+            }
+        }
+        let w = self.writer.as_mut().expect("writer set above");
         if let Err(e) = w.file.write_all(rec) {
             // Leave no half record behind for the next append.
             let _ = w.file.set_len(offset);
             return Err(e);
         }
-        w.size += rec.len() as u64;
+        w.size = offset + rec.len() as u64;
         Ok((w.seq, offset))
     }
 
@@ -434,6 +597,15 @@ impl DiskQueue {
         if !self.disk_ok {
             return;
         }
+        if let Err(e) = self.try_write_cursor() {
+            self.disk_failed(&format!(
+                "cannot write the queue cursor in {}: {e}",
+                self.dir.display()
+            ));
+        }
+    }
+
+    fn try_write_cursor(&mut self) -> std::io::Result<()> {
         let pos = self.entries.iter().find_map(|e| match e.loc {
             Loc::Disk { seg, offset } => Some((seg, offset)),
             Loc::Memory(_) => None,
@@ -444,20 +616,12 @@ impl DiskQueue {
             (None, None) => (self.next_seg_seq, 0),
         };
         let tmp = self.dir.join("cursor.tmp");
-        let res = (|| -> std::io::Result<()> {
-            let mut f = File::create(&tmp)?;
-            f.write_all(format!("{seg} {off}\n").as_bytes())?;
-            if self.opts.fsync == Fsync::Always {
-                f.sync_data()?;
-            }
-            fs::rename(&tmp, self.dir.join("cursor"))
-        })();
-        if let Err(e) = res {
-            self.disk_failed(&format!(
-                "cannot write the queue cursor in {}: {e}",
-                self.dir.display()
-            ));
+        let mut f = File::create(&tmp)?;
+        f.write_all(format!("{seg} {off}\n").as_bytes())?;
+        if self.opts.fsync == Fsync::Always {
+            f.sync_data()?;
         }
+        fs::rename(&tmp, self.dir.join("cursor"))
     }
 
     /// Reads the body of a disk entry.
@@ -474,6 +638,7 @@ impl DiskQueue {
 
 impl Queue for DiskQueue {
     fn push(&mut self, batch: EncodedBatch) -> usize {
+        self.retry_disk();
         let mut stored = false;
         if self.disk_ok {
             let rec = encode_record(&batch);
@@ -546,12 +711,35 @@ impl Queue for DiskQueue {
                             ))
                         }
                         Err(_) => {
-                            self.corruptions += 1;
-                            tracing::warn!(
-                                "queued batch at byte {offset} of segment {seg} in {} cannot be read back; dropped it",
-                                self.dir.display()
-                            );
-                            self.pop_front();
+                            // A segment cut short (or deleted) loses everything past its end
+                            // at once; otherwise only this record is bad. A directory that
+                            // cannot be read now (replaced, unmounted) loses nothing: the
+                            // batch waits.
+                            let len = match fs::metadata(seg_path(&self.dir, seg)) {
+                                Ok(m) => m.len(),
+                                Err(e)
+                                    if e.kind() == std::io::ErrorKind::NotFound
+                                        && self.dir.is_dir() =>
+                                {
+                                    0
+                                }
+                                Err(e) => {
+                                    tracing::debug!(
+                                        "cannot read segment {seg} in {} now: {e}",
+                                        self.dir.display()
+                                    );
+                                    self.reader = None;
+                                    return None;
+                                }
+                            };
+                            if self.segment_cut(seg, len) == 0 {
+                                self.corruptions += 1;
+                                tracing::warn!(
+                                    "queued batch at byte {offset} of segment {seg} in {} cannot be read back; dropped it",
+                                    self.dir.display()
+                                );
+                                self.pop_front();
+                            }
                         }
                     }
                 }
@@ -563,18 +751,6 @@ impl Queue for DiskQueue {
         if self.entries.front().is_some_and(|e| e.id == id) {
             self.pop_front();
         }
-    }
-
-    fn drop_older_than(&mut self, cutoff_ms: i64) -> usize {
-        let mut dropped = 0;
-        while self
-            .entries
-            .front()
-            .is_some_and(|e| e.oldest_ms < cutoff_ms)
-        {
-            dropped += self.pop_front().map(|e| e.samples).unwrap_or(0);
-        }
-        dropped
     }
 
     fn samples(&self) -> usize {
@@ -619,6 +795,35 @@ impl Queue for DiskQueue {
 
     fn take_corruptions(&mut self) -> u64 {
         std::mem::take(&mut self.corruptions)
+    }
+
+    fn on_disk(&self) -> Option<bool> {
+        Some(self.disk_ok)
+    }
+
+    fn newest(&mut self, max: usize, f: &mut dyn FnMut(&EncodedBatch)) {
+        let from = self.entries.len().saturating_sub(max);
+        let locs: Vec<(usize, i64, Loc)> = self
+            .entries
+            .iter()
+            .skip(from)
+            .map(|e| (e.samples, e.oldest_ms, e.loc.clone()))
+            .collect();
+        for (samples, oldest_ms, loc) in locs {
+            let body = match loc {
+                Loc::Memory(b) => b,
+                // Unreadable records are left to `front`, which counts and logs them.
+                Loc::Disk { seg, offset } => match self.read_at(seg, offset) {
+                    Ok(r) => Bytes::from(r.body),
+                    Err(_) => continue,
+                },
+            };
+            f(&EncodedBatch {
+                samples,
+                body,
+                oldest_ms,
+            });
+        }
     }
 
     fn full_reason(&self) -> &'static str {
@@ -722,14 +927,19 @@ mod tests {
         assert!(DiskQueue::open(dir.path(), opts()).is_err());
     }
 
-    fn last_segment(dir: &Path) -> PathBuf {
+    /// The segment files, oldest first.
+    fn segments(dir: &Path) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().path())
             .filter(|p| p.extension().is_some_and(|x| x == "seg"))
             .collect();
         v.sort();
-        v.pop().unwrap()
+        v
+    }
+
+    fn last_segment(dir: &Path) -> PathBuf {
+        segments(dir).pop().unwrap()
     }
 
     #[test]
@@ -765,12 +975,7 @@ mod tests {
         }
         // Segments of 300 bytes hold 3 records of 120 bytes each; corrupt the first segment's
         // second record.
-        let mut v: Vec<PathBuf> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "seg"))
-            .collect();
-        v.sort();
+        let v = segments(dir.path());
         let mut bytes = fs::read(&v[0]).unwrap();
         bytes[120 + 50] ^= 0x40;
         fs::write(&v[0], &bytes).unwrap();
@@ -784,7 +989,7 @@ mod tests {
     }
 
     #[test]
-    fn bounds_drop_oldest_and_age_cutoff() {
+    fn bounds_drop_oldest() {
         let dir = tempfile::tempdir().unwrap();
         let mut o = opts();
         o.max_bytes = 500;
@@ -797,10 +1002,6 @@ mod tests {
         assert_eq!(dropped + q.samples(), 20);
         let front = q.front().unwrap().1.body[0];
         assert_eq!(front, 10 - q.batches() as u8, "the newest are kept");
-        let n = q.drop_older_than(9000);
-        assert_eq!(q.batches(), 1);
-        assert!(n > 0);
-        assert_eq!(q.front().unwrap().1.body[0], 9);
     }
 
     #[test]
@@ -812,6 +1013,123 @@ mod tests {
         q.push(batch(1, 1));
         q.push(batch(2, 1));
         assert_eq!(drain(&mut q), vec![1, 2]);
+    }
+
+    /// Someone cuts the segment being written to half its size (`truncate -s 50%`): only the
+    /// batches in the cut part are lost, with one log line; every batch appended afterwards is
+    /// read back and delivered (it used to be recorded at a made-up offset and dropped as
+    /// unreadable, for as long as the process lived).
+    #[test]
+    fn a_cut_live_segment_loses_only_what_was_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = opts();
+        o.segment_bytes = 1 << 20;
+        let mut q = DiskQueue::open(dir.path(), o.clone()).unwrap();
+        for i in 0..6 {
+            q.push(batch(i, 1));
+        }
+        // Two delivered; records are 120 bytes: cut in the middle of the fourth (0-based 3).
+        for _ in 0..2 {
+            let (id, _) = q.front().unwrap();
+            q.commit(id);
+        }
+        let seg = last_segment(dir.path());
+        OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .unwrap()
+            .set_len(3 * 120 + 50)
+            .unwrap();
+        for i in 10..14 {
+            q.push(batch(i, 1));
+        }
+        assert_eq!(q.take_corruptions(), 1, "one event");
+        assert_eq!(q.samples(), 5, "batch 2 and the four new ones");
+        assert_eq!(drain(&mut q), vec![2, 10, 11, 12, 13]);
+        drop(q);
+        // And the files agree: a restart finds nothing left, no torn record.
+        let mut q = DiskQueue::open(dir.path(), o).unwrap();
+        assert_eq!(q.batches(), 0);
+        assert_eq!(q.take_corruptions(), 0);
+    }
+
+    /// A segment cut short while the queue reads it (not the live one) loses what was cut,
+    /// in one go.
+    #[test]
+    fn a_cut_older_segment_is_noticed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = DiskQueue::open(dir.path(), opts()).unwrap();
+        for i in 0..9 {
+            q.push(batch(i, 1));
+        }
+        let v = segments(dir.path());
+        // The first segment holds batches 0..3; keep only the first.
+        OpenOptions::new()
+            .write(true)
+            .open(&v[0])
+            .unwrap()
+            .set_len(120)
+            .unwrap();
+        assert_eq!(drain(&mut q), vec![0, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(q.take_corruptions(), 1);
+    }
+
+    /// After the directory stops taking writes, new batches wait in memory; once it takes
+    /// writes again they are moved back to disk, in order, and survive a restart.
+    #[tokio::test(start_paused = true)]
+    async fn returns_to_disk_when_it_can_and_moves_the_batches_back() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("q");
+        let away = root.path().join("q.away");
+        let mut q = DiskQueue::open(&dir, opts()).unwrap();
+        for i in 0..3 {
+            q.push(batch(i, 1));
+        }
+        // The directory is replaced by a file while a batch is being sent: the cursor cannot be
+        // written when it is delivered.
+        let (id, _) = q.front().unwrap();
+        fs::rename(&dir, &away).unwrap();
+        fs::write(&dir, b"not a directory").unwrap();
+        q.commit(id);
+        assert_eq!(q.on_disk(), Some(false));
+        for i in 3..6 {
+            q.push(batch(i, 1));
+        }
+        assert_eq!(q.on_disk(), Some(false));
+        // Still broken at the next retry: still in memory.
+        tokio::time::advance(DISK_RETRY).await;
+        q.push(batch(6, 1));
+        assert_eq!(q.on_disk(), Some(false));
+        // Back.
+        fs::remove_file(&dir).unwrap();
+        fs::rename(&away, &dir).unwrap();
+        q.push(batch(7, 1));
+        assert_eq!(q.on_disk(), Some(false), "not before the retry is due");
+        tokio::time::advance(DISK_RETRY).await;
+        q.push(batch(8, 1));
+        assert_eq!(q.on_disk(), Some(true));
+        assert_eq!(q.samples(), 8);
+        // A crash now loses nothing: everything is in the files.
+        drop(q);
+        let mut q = DiskQueue::open(&dir, opts()).unwrap();
+        assert_eq!(drain(&mut q), (1..=8).collect::<Vec<u8>>());
+    }
+
+    /// `newest` reads without disturbing what `front` then reads.
+    #[test]
+    fn newest_then_drain() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut q = DiskQueue::open(dir.path(), opts()).unwrap();
+            for i in 0..8 {
+                q.push(batch(i, 1));
+            }
+        }
+        let mut q = DiskQueue::open(dir.path(), opts()).unwrap();
+        let mut n = Vec::new();
+        q.newest(3, &mut |b| n.push(b.body[0]));
+        assert_eq!(n, [5, 6, 7]);
+        assert_eq!(drain(&mut q), (0..8).collect::<Vec<u8>>());
     }
 
     #[test]

@@ -44,19 +44,6 @@ impl Queue for MemoryQueue {
         self.batches.front().cloned()
     }
 
-    fn drop_older_than(&mut self, cutoff_ms: i64) -> usize {
-        let mut dropped = 0;
-        while let Some((_, b)) = self.batches.front() {
-            if b.oldest_ms >= cutoff_ms {
-                break;
-            }
-            dropped += b.samples;
-            self.samples -= b.samples;
-            self.batches.pop_front();
-        }
-        dropped
-    }
-
     fn bytes(&self) -> u64 {
         self.batches.iter().map(|(_, b)| b.body.len() as u64).sum()
     }

@@ -25,9 +25,6 @@ pub trait Queue: Send {
     /// Removes batch `id` if it is still the oldest: it was delivered or refused for good. (It
     /// may be gone already if a bound pushed it out while it was being sent.)
     fn commit(&mut self, id: u64);
-    /// Drops, oldest first, batches whose oldest sample is older than `cutoff_ms`; returns the
-    /// samples dropped.
-    fn drop_older_than(&mut self, cutoff_ms: i64) -> usize;
     /// Samples waiting, over all batches.
     fn samples(&self) -> usize;
     /// Batches waiting.
@@ -45,4 +42,12 @@ pub trait Queue: Send {
     }
     /// The `reason` label for samples dropped because the queue was full.
     fn full_reason(&self) -> &'static str;
+    /// Shows `f` the newest `max` queued batches, oldest first, one at a time (a restarted
+    /// sink learns from them the last timestamp queued for each series).
+    fn newest(&mut self, _max: usize, _f: &mut dyn FnMut(&EncodedBatch)) {}
+    /// Whether new batches go to disk (`Some(false)`: held in memory after a disk failure);
+    /// `None` for a queue that is never on disk.
+    fn on_disk(&self) -> Option<bool> {
+        None
+    }
 }

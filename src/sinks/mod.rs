@@ -2,6 +2,7 @@
 //! offline sink never blocks a source or another sink; [`Sink::submit`] never waits on the
 //! network. Every sink sends through [`send`]: one classification of answers, one retry loop.
 
+pub mod health;
 pub mod pushgateway;
 pub mod remote_write;
 pub mod send;

@@ -6,33 +6,87 @@ use std::future::Future;
 use std::time::{Duration, SystemTime};
 
 use backon::Retryable;
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, CONTENT_TYPE, LOCATION};
 use reqwest::StatusCode;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::redact_url;
 use crate::http::{body_excerpt, client};
 
 /// What a sender should do with a response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// Delivered.
+    /// Delivered (if the body is not an HTML page: see [`send_classified`]).
     Ok,
     /// Try again later, no sooner than the given delay if the receiver named one.
-    Retry(Option<Duration>),
+    Retry(Failure, Option<Duration>),
     /// The receiver refused the data for good: drop it, count it, never resend it.
     Drop,
 }
 
-/// Classifies a remote-write/Pushgateway response: 2xx ok; 5xx and 429 retry (honouring
-/// `Retry-After`); any other status drops.
-pub fn classify(status: StatusCode, headers: &HeaderMap) -> Verdict {
-    if status.is_success() {
-        Verdict::Ok
-    } else if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-        Verdict::Retry(retry_after(headers))
-    } else {
-        Verdict::Drop
+/// Why an attempt failed: the `reason` of `pushrelay_send_failures_total`, and what the sink's
+/// log says changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Failure {
+    /// No answer: connection refused or reset, DNS, TLS, timeout.
+    Network,
+    /// 5xx.
+    ServerError,
+    /// 429.
+    RateLimited,
+    /// 401, 403, 407: the credentials, not the data.
+    Unauthorized,
+    /// A 2xx whose body is an HTML page: a captive portal or a proxy, not the receiver.
+    Html,
+    /// A 3xx: no client follows redirects (they would re-send secrets elsewhere).
+    Redirect,
+    /// Any other 4xx: the receiver refused the data for good.
+    Rejected,
+}
+
+impl Failure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Failure::Network => "network",
+            Failure::ServerError => "server_error",
+            Failure::RateLimited => "rate_limited",
+            Failure::Unauthorized => "unauthorized",
+            Failure::Html => "html",
+            Failure::Redirect => "redirect",
+            Failure::Rejected => "rejected",
+        }
     }
+}
+
+/// Classifies a remote-write/Pushgateway response by its status: 2xx ok; 5xx, 429, 401, 403,
+/// 407 and 3xx retry (honouring `Retry-After`): credentials and a moved endpoint are fixed by
+/// the operator, not by dropping data; any other status drops.
+pub fn classify(status: StatusCode, headers: &HeaderMap) -> Verdict {
+    let kind = match status.as_u16() {
+        200..=299 => return Verdict::Ok,
+        300..=399 => Failure::Redirect,
+        401 | 403 | 407 => Failure::Unauthorized,
+        429 => Failure::RateLimited,
+        500..=599 => Failure::ServerError,
+        _ => return Verdict::Drop,
+    };
+    Verdict::Retry(kind, retry_after(headers))
+}
+
+/// Whether a response is an HTML page (a captive portal's login page, a proxy's error page):
+/// by its `Content-Type`, or by how its body starts.
+pub fn is_html(headers: &HeaderMap, body: &[u8]) -> bool {
+    let by_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/html"));
+    let start: Vec<u8> = body
+        .iter()
+        .skip_while(|b| b.is_ascii_whitespace())
+        .take(14)
+        .map(|b| b.to_ascii_lowercase())
+        .collect();
+    by_type || start.starts_with(b"<!doctype html") || start.starts_with(b"<html")
 }
 
 /// Parses `Retry-After` as seconds or an HTTP date; capped at 10 minutes so a bogus value
@@ -56,9 +110,11 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 /// Why one send attempt failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SendError {
-    /// Worth retrying: a network error, 5xx or 429 (with the receiver's `Retry-After`).
+    /// Worth retrying: a network error, 5xx, 429, 401/403/407, 3xx or an HTML page (with the
+    /// receiver's `Retry-After`).
     #[error("{reason}")]
     Retryable {
+        kind: Failure,
         reason: String,
         after: Option<Duration>,
     },
@@ -83,6 +139,13 @@ impl SendError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, SendError::Retryable { .. })
     }
+    /// Why it failed, for `pushrelay_send_failures_total{reason}`.
+    pub fn kind(&self) -> Failure {
+        match self {
+            SendError::Retryable { kind, .. } => *kind,
+            SendError::Final(_) => Failure::Rejected,
+        }
+    }
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             SendError::Retryable { after, .. } => *after,
@@ -91,25 +154,63 @@ impl SendError {
     }
 }
 
-/// Sends a prepared request and classifies the answer (see [`classify`]).
+/// Sends a prepared request and classifies the answer (see [`classify`]); a 2xx whose body is
+/// an HTML page is no receiver's answer and is retried.
 pub async fn send_classified(req: reqwest::RequestBuilder) -> Result<(), SendError> {
     let resp = req.send().await.map_err(|e| SendError::Retryable {
+        kind: Failure::Network,
         reason: client::error_chain(&e.without_url()),
         after: None,
     })?;
     let status = resp.status();
-    let verdict = classify(status, resp.headers());
+    let headers = resp.headers().clone();
+    let location = headers
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|l| match resp.url().join(l) {
+            Ok(u) => redact_url(&u),
+            Err(_) => l.to_string(),
+        });
+    let verdict = classify(status, &headers);
     let body = client::read_limited(resp, 64 << 10)
         .await
         .unwrap_or_default();
+    let code = status.as_u16();
     match verdict {
+        Verdict::Ok if is_html(&headers, &body) => Err(SendError::Retryable {
+            kind: Failure::Html,
+            reason: format!(
+                "HTTP {code} with an HTML page, not a receiver's answer: the receiver answered \
+                 with an HTML page; a captive portal or proxy? ({})",
+                body_excerpt(&body, 120)
+            ),
+            after: None,
+        }),
         Verdict::Ok => Ok(()),
-        Verdict::Retry(after) => Err(SendError::Retryable {
-            reason: format!("HTTP {}: {}", status.as_u16(), body_excerpt(&body, 300)),
+        Verdict::Retry(Failure::Redirect, after) => Err(SendError::Retryable {
+            kind: Failure::Redirect,
+            reason: format!(
+                "HTTP {code} redirect to {}: redirects are not followed (they would carry the \
+                 credentials elsewhere); set the sink's url to where the receiver is",
+                location.as_deref().unwrap_or("(no Location header)")
+            ),
+            after,
+        }),
+        Verdict::Retry(Failure::Unauthorized, after) => Err(SendError::Retryable {
+            kind: Failure::Unauthorized,
+            reason: format!(
+                "HTTP {code}: {}; check the sink's credentials (queued data is kept)",
+                body_excerpt(&body, 300)
+            ),
+            after,
+        }),
+        Verdict::Retry(kind, after) => Err(SendError::Retryable {
+            kind,
+            reason: format!("HTTP {code}: {}", body_excerpt(&body, 300)),
             after,
         }),
         Verdict::Drop => Err(Undeliverable::Rejected {
-            status: status.as_u16(),
+            status: code,
             body: body_excerpt(&body, 1000),
         }
         .into()),
@@ -186,16 +287,48 @@ mod tests {
         assert_eq!(classify(StatusCode::NO_CONTENT, &h), Verdict::Ok);
         assert_eq!(classify(StatusCode::BAD_REQUEST, &h), Verdict::Drop);
         assert_eq!(classify(StatusCode::CONFLICT, &h), Verdict::Drop);
+        assert_eq!(classify(StatusCode::PAYLOAD_TOO_LARGE, &h), Verdict::Drop);
         assert_eq!(
             classify(StatusCode::SERVICE_UNAVAILABLE, &h),
-            Verdict::Retry(None)
+            Verdict::Retry(Failure::ServerError, None)
         );
+        for s in [401, 403, 407] {
+            assert_eq!(
+                classify(StatusCode::from_u16(s).unwrap(), &h),
+                Verdict::Retry(Failure::Unauthorized, None),
+                "{s}: credentials are not the data's fault"
+            );
+        }
+        for s in [301, 302, 307, 308] {
+            assert_eq!(
+                classify(StatusCode::from_u16(s).unwrap(), &h),
+                Verdict::Retry(Failure::Redirect, None),
+                "{s}"
+            );
+        }
         let mut h = HeaderMap::new();
         h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
         assert_eq!(
             classify(StatusCode::TOO_MANY_REQUESTS, &h),
-            Verdict::Retry(Some(Duration::from_secs(7)))
+            Verdict::Retry(Failure::RateLimited, Some(Duration::from_secs(7)))
         );
+    }
+
+    #[test]
+    fn html_pages_are_recognised() {
+        let mut h = HeaderMap::new();
+        assert!(!is_html(&h, b""));
+        assert!(!is_html(&h, b"{\"status\":\"success\"}"));
+        assert!(is_html(
+            &h,
+            b"\n  <!DOCTYPE html><html><title>Login</title>"
+        ));
+        assert!(is_html(&h, b"<HTML><body>Welcome to the hotel Wi-Fi"));
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        assert!(is_html(&h, b"please log in"));
     }
 
     #[test]
@@ -234,10 +367,12 @@ mod tests {
             || async {
                 match calls.fetch_add(1, Ordering::SeqCst) {
                     0 => Err(SendError::Retryable {
+                        kind: Failure::ServerError,
                         reason: "503".into(),
                         after: Some(Duration::from_secs(30)),
                     }),
                     1 => Err(SendError::Retryable {
+                        kind: Failure::Network,
                         reason: "reset".into(),
                         after: None,
                     }),

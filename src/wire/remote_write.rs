@@ -116,6 +116,30 @@ impl BatchBuilder {
     }
 }
 
+impl EncodedBatch {
+    /// The batch without its samples older than `cutoff_ms`: decoded, filtered and encoded
+    /// again (the rare path of a batch that aged in the queue during an outage). Series left
+    /// without samples are left out; metadata is kept. `None` if the body cannot be decoded.
+    pub fn without_older_than(&self, cutoff_ms: i64) -> Option<EncodedBatch> {
+        let mut req = decode(&self.body).ok()?;
+        let mut samples = 0;
+        let mut oldest_ms = i64::MAX;
+        req.timeseries.retain_mut(|ts| {
+            ts.samples.retain(|s| s.timestamp >= cutoff_ms);
+            samples += ts.samples.len();
+            if let Some(first) = ts.samples.iter().map(|s| s.timestamp).min() {
+                oldest_ms = oldest_ms.min(first);
+            }
+            !ts.samples.is_empty()
+        });
+        Some(EncodedBatch {
+            samples,
+            body: Bytes::from(compress(&req)),
+            oldest_ms: if samples == 0 { cutoff_ms } else { oldest_ms },
+        })
+    }
+}
+
 /// The full label list of a series as remote write wants it: `__name__` included, sorted by
 /// name (byte order, so `__name__` sorts after upper-case names and before lower-case ones).
 pub fn wire_labels(name: &str, labels: &Labels) -> Vec<proto::Label> {
@@ -249,6 +273,36 @@ mod tests {
         assert_eq!(req.metadata[0].r#type, 1);
         assert_eq!(req.metadata[0].help, "help me");
         assert_eq!(req.metadata[0].unit, "seconds");
+    }
+
+    #[test]
+    fn aged_batch_keeps_only_young_samples() {
+        let mut b = BatchBuilder::new();
+        let a = labels(&[("job", "x")]);
+        b.add("m", &a, 1000, 1.0);
+        b.add("m", &a, 3000, 3.0);
+        b.add("old", &a, 500, 5.0);
+        b.add_metadata(&Family::new("m", MetricType::Gauge, "h"));
+        let e = b.finish();
+        let kept = e.without_older_than(2000).unwrap();
+        assert_eq!((kept.samples, kept.oldest_ms), (1, 3000));
+        let req = decode(&kept.body).unwrap();
+        assert_eq!(
+            req.timeseries.len(),
+            1,
+            "a series without samples is left out"
+        );
+        assert_eq!(req.timeseries[0].samples[0].value, 3.0);
+        assert_eq!(req.metadata.len(), 1);
+        let none = e.without_older_than(5000).unwrap();
+        assert_eq!(none.samples, 0);
+        assert!(EncodedBatch {
+            samples: 1,
+            body: Bytes::from_static(b"not snappy"),
+            oldest_ms: 0
+        }
+        .without_older_than(1)
+        .is_none());
     }
 
     #[test]

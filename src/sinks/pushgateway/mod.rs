@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::PushgatewayConfig;
 
-use super::send::{retrying, send_classified, Backoff, SendError, Undeliverable};
+use super::health::{DropLog, OutageLog};
+use super::send::{retrying, send_classified, Backoff, Failure, SendError, Undeliverable};
 use super::{human, Sink, SinkConfig, SinkContext};
 use crate::clock::WallClock;
 use crate::config::redact_url;
@@ -38,9 +39,13 @@ pub struct PushgatewaySink {
     client: reqwest::Client,
     metrics: Arc<SelfMetrics>,
     clock: WallClock,
+    /// Where it reports going offline and coming back (the status page, readiness).
+    status: std::sync::Arc<crate::status::Status>,
     /// The latest snapshot of each group and whether it still has to be pushed.
     groups: Mutex<BTreeMap<String, Group>>,
     changed: Notify,
+    /// Refused pushes, for the log.
+    drops: DropLog,
 }
 
 struct Group {
@@ -52,9 +57,11 @@ impl PushgatewaySink {
     pub fn new(cfg: PushgatewayConfig, ctx: &SinkContext) -> anyhow::Result<Self> {
         Ok(PushgatewaySink {
             client: client::build(&cfg.http)?,
+            drops: DropLog::new(&cfg.name),
             cfg,
             metrics: ctx.metrics.clone(),
             clock: ctx.clock.clone(),
+            status: ctx.status.clone(),
             groups: Mutex::new(BTreeMap::new()),
             changed: Notify::new(),
         })
@@ -137,15 +144,26 @@ impl PushgatewaySink {
             Ok(n) => self
                 .metrics
                 .sent(&self.cfg.name, *n, self.clock.now_seconds()),
-            Err(_) => self
-                .metrics
-                .dropped(&self.cfg.name, "rejected", count(&snap)),
+            Err(_) => {
+                self.metrics
+                    .send_failed(&self.cfg.name, Failure::Rejected.as_str());
+                self.metrics
+                    .dropped(&self.cfg.name, "rejected", count(&snap));
+            }
         }
         (snap, r)
     }
 
     async fn run_loop(self: Arc<Self>, cancel: CancellationToken) {
-        let mut offline_since: Option<tokio::time::Instant> = None;
+        tokio::join!(self.push_loop(&cancel), self.drops.summarise(&cancel));
+        self.drops.tick(true);
+    }
+
+    /// Pushes every group with a newer snapshot, one line per state change (offline, back
+    /// online) and refusals summarised by [`DropLog`].
+    async fn push_loop(&self, cancel: &CancellationToken) {
+        let mut health = OutageLog::new(&self.cfg.name, redact_url(&self.cfg.url))
+            .reporting_to(self.status.clone(), self.clock.clone());
         loop {
             let Some(snap) = self.take_dirty() else {
                 if cancel.is_cancelled() {
@@ -158,31 +176,21 @@ impl PushgatewaySink {
                 continue;
             };
             let (snap, result) = self
-                .deliver(snap, &cancel, |e| {
+                .deliver(snap, cancel, |e| {
                     self.metrics.retried(&self.cfg.name);
-                    if offline_since.is_none() {
-                        offline_since = Some(tokio::time::Instant::now());
-                        tracing::warn!(
-                            sink = %self.cfg.name,
-                            url = %redact_url(&self.cfg.url),
-                            "offline: {e}; retrying with backoff, keeping only the latest state"
-                        );
-                    }
+                    self.metrics.send_failed(&self.cfg.name, e.kind().as_str());
+                    health.failed(e, || "keeping only the latest state".into());
                 })
                 .await;
             match result {
-                Ok(_) => {
-                    if let Some(t) = offline_since.take() {
-                        tracing::info!(sink = %self.cfg.name, "back online after {}", human(t.elapsed()));
-                    }
-                }
+                Ok(n) => health.delivered(n, None),
                 Err(Undeliverable::Rejected { status, body }) => {
-                    tracing::warn!(
-                        sink = %self.cfg.name,
-                        group = %snap.source,
-                        "pushgateway refused {} samples with HTTP {status}; dropped them: {body}",
-                        count(&snap)
-                    );
+                    self.drops.record("rejected", count(&snap), || {
+                        format!(
+                            "the Pushgateway refused group {} with HTTP {status}; dropped that push: {body}",
+                            snap.source
+                        )
+                    });
                 }
                 // Only the remote-write queue ages data; a Pushgateway push is always current.
                 Err(Undeliverable::Expired) => {}

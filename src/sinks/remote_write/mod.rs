@@ -1,13 +1,19 @@
 //! The remote-write 1.0 sink: batches samples per series, queues encoded batches, and sends
 //! them oldest first with rate limits, retries and backoff.
 //!
-//! One task per sink, running three futures that share the sink's state: the batcher seals
+//! A sample enters a batch only if it is younger than `buffer.max_age` and newer than the
+//! last sample queued for its series ([`series`]); a queued batch that aged past `max_age`
+//! during an outage loses only its samples that are too old.
+//!
+//! One task per sink, running four futures that share the sink's state: the batcher seals
 //! the pending batch when it is full or `batch_wait` old; the sender delivers the queue's
-//! front batch, retrying 5xx/429/network errors forever (with backoff, honouring
-//! `Retry-After`) and dropping batches a receiver refuses with another 4xx; the fsync timer
-//! makes appended batches durable on the configured interval.
+//! front batch, retrying network errors, 5xx, 429, 401/403, 3xx and HTML pages forever (with
+//! backoff, honouring `Retry-After`) and dropping batches a receiver refuses with another 4xx;
+//! the fsync timer makes appended batches durable on the configured interval; the drop
+//! summary logs what was given up on at most once a minute ([`super::health`]).
 
 pub mod config;
+mod series;
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -23,7 +29,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{BufferConfig, RateLimit, RemoteWriteConfig};
 
-use super::send::{retrying, send_classified, Backoff, SendError, Undeliverable};
+use super::health::{DropLog, OutageLog};
+use super::send::{retrying, send_classified, Backoff, Failure, SendError, Undeliverable};
 use super::{human, Sink, SinkConfig, SinkContext};
 use crate::buffer::{DiskQueue, DiskQueueOptions, Fsync, MemoryQueue, Queue};
 use crate::clock::WallClock;
@@ -50,11 +57,20 @@ impl SinkConfig for RemoteWriteConfig {
 /// How often a family's metadata is sent again (receivers keep it in memory only).
 const METADATA_REFRESH: Duration = Duration::from_secs(600);
 
+/// How often series older than `max_age` are forgotten by the per-series memory.
+const FORGET_EVERY: Duration = Duration::from_secs(60);
+
+/// How many of the newest queued batches a starting sink reads to learn the last timestamp
+/// queued per series (a scrape of up to about 130,000 series at the default batch size).
+const LEARN_BATCHES: usize = 64;
+
 pub struct RemoteWriteSink {
     cfg: RemoteWriteConfig,
     client: reqwest::Client,
     metrics: Arc<SelfMetrics>,
     clock: WallClock,
+    /// Where it reports going offline and coming back (the status page, readiness).
+    status: std::sync::Arc<crate::status::Status>,
     state: Mutex<State>,
     /// Wakes the batcher when a batch starts filling.
     batch_started: Notify,
@@ -66,6 +82,8 @@ pub struct RemoteWriteSink {
     closed: AtomicBool,
     requests: Option<DefaultDirectRateLimiter>,
     samples: Option<DefaultDirectRateLimiter>,
+    /// Samples given up on, for the log.
+    drops: DropLog,
 }
 
 /// What submit, batcher and sender share.
@@ -76,6 +94,9 @@ struct State {
     queue: Box<dyn Queue>,
     /// When each family's metadata was last put in a batch.
     metadata_sent: HashMap<String, Instant>,
+    /// The last timestamp queued per series.
+    last_sent: series::LastSent,
+    last_forget: Instant,
 }
 
 impl RemoteWriteSink {
@@ -85,7 +106,7 @@ impl RemoteWriteSink {
         ctx: &SinkContext,
         queue_dir: Option<&std::path::Path>,
     ) -> anyhow::Result<Self> {
-        let queue: Box<dyn Queue> = match queue_dir {
+        let mut queue: Box<dyn Queue> = match queue_dir {
             Some(dir) => Box::new(DiskQueue::open(
                 dir,
                 DiskQueueOptions {
@@ -98,6 +119,8 @@ impl RemoteWriteSink {
             )?),
             None => Box::new(MemoryQueue::new(cfg.max_queued_samples)),
         };
+        let mut last_sent = series::LastSent::default();
+        queue.newest(LEARN_BATCHES, &mut |b| last_sent.learn(b));
         let requests = cfg.rate_limit.requests_per_second.and_then(|rps| {
             Quota::with_period(Duration::from_secs_f64(1.0 / rps)).map(RateLimiter::direct)
         });
@@ -116,10 +139,14 @@ impl RemoteWriteSink {
                 pending_since: None,
                 queue,
                 metadata_sent: HashMap::new(),
+                last_sent,
+                last_forget: Instant::now(),
             }),
+            drops: DropLog::new(&cfg.name),
             cfg,
             metrics: ctx.metrics.clone(),
             clock: ctx.clock.clone(),
+            status: ctx.status.clone(),
             batch_started: Notify::new(),
             queued: Notify::new(),
             appended: Notify::new(),
@@ -138,20 +165,28 @@ impl RemoteWriteSink {
     fn add(&self, snap: &Snapshot) {
         let mut st = self.lock();
         let now = Instant::now();
+        let cutoff = self.max_age_cutoff();
+        if now.duration_since(st.last_forget) >= FORGET_EVERY {
+            st.last_forget = now;
+            st.last_sent.forget_older_than(cutoff);
+        }
+        let mut refused = Refused::default();
         for fam in &snap.families {
-            if fam.samples.is_empty() {
-                continue;
-            }
-            let due = st
+            // Metadata goes with the first sample admitted, so no batch holds metadata alone.
+            let mut metadata_due = st
                 .metadata_sent
                 .get(&fam.name)
                 .is_none_or(|t| now.duration_since(*t) >= METADATA_REFRESH);
-            if due {
-                st.metadata_sent.insert(fam.name.clone(), now);
-                st.pending.add_metadata(fam);
-            }
             for s in &fam.samples {
                 let ts = s.timestamp_ms.unwrap_or(snap.timestamp_ms);
+                if let Err(r) = st.last_sent.admit(&s.name, &s.labels, ts, cutoff) {
+                    refused.count(r);
+                    continue;
+                }
+                if std::mem::take(&mut metadata_due) {
+                    st.metadata_sent.insert(fam.name.clone(), now);
+                    st.pending.add_metadata(fam);
+                }
                 st.pending.add(&s.name, &s.labels, ts, s.value);
                 if st.pending.len() >= self.cfg.max_samples_per_send {
                     self.seal(&mut st);
@@ -159,6 +194,10 @@ impl RemoteWriteSink {
             }
         }
         for (name, labels) in &snap.stale {
+            if let Err(r) = st.last_sent.admit(name, labels, snap.timestamp_ms, cutoff) {
+                refused.count(r);
+                continue;
+            }
             st.pending.add(name, labels, snap.timestamp_ms, stale_nan());
             if st.pending.len() >= self.cfg.max_samples_per_send {
                 self.seal(&mut st);
@@ -167,6 +206,32 @@ impl RemoteWriteSink {
         if !st.pending.is_empty() && st.pending_since.is_none() {
             st.pending_since = Some(now);
             self.batch_started.notify_one();
+        }
+        drop(st);
+        self.drop_samples(series::Refusal::TooOld.reason(), refused.too_old, || {
+            self.too_old_detail()
+        });
+        self.drop_samples(
+            series::Refusal::OutOfOrder.reason(),
+            refused.out_of_order,
+            || {
+                "not newer than the last sample queued for their series (did the clock go back?): receivers refuse them".into()
+            },
+        );
+    }
+
+    fn too_old_detail(&self) -> String {
+        format!(
+            "older than max_age ({}): receivers refuse them",
+            human(self.cfg.buffer.max_age)
+        )
+    }
+
+    /// Counts samples given up on and tells the log (see [`DropLog`]).
+    fn drop_samples(&self, reason: &'static str, samples: u64, detail: impl FnOnce() -> String) {
+        if samples > 0 {
+            self.metrics.dropped(&self.cfg.name, reason, samples);
+            self.drops.record(reason, samples, detail);
         }
     }
 
@@ -178,11 +243,10 @@ impl RemoteWriteSink {
         }
         let batch = std::mem::take(&mut st.pending).finish();
         let dropped = st.queue.push(batch);
-        if dropped > 0 {
-            let reason = st.queue.full_reason();
-            self.metrics.dropped(&self.cfg.name, reason, dropped as u64);
-            tracing::warn!(sink = %self.cfg.name, "queue full: dropped the oldest {dropped} samples");
-        }
+        self.drop_samples(st.queue.full_reason(), dropped as u64, || {
+            "the queue is full (buffer.max_bytes or max_queued_samples): dropped the oldest batches"
+                .into()
+        });
         self.publish(st);
         self.queued.notify_one();
         self.appended.notify_one();
@@ -193,24 +257,16 @@ impl RemoteWriteSink {
         let q = &mut st.queue;
         self.metrics
             .queue_state(&self.cfg.name, q.samples() as u64, q.bytes(), q.oldest_ms());
+        self.metrics.buffer_on_disk(&self.cfg.name, q.on_disk());
         let c = q.take_corruptions();
         if c > 0 {
             self.metrics.corruptions(&self.cfg.name, c);
         }
     }
 
-    /// The oldest queued batch, after dropping what is older than `buffer.max_age`.
+    /// The oldest queued batch.
     fn next_batch(&self) -> Option<(u64, EncodedBatch)> {
         let mut st = self.lock();
-        let old = st.queue.drop_older_than(self.max_age_cutoff());
-        if old > 0 {
-            self.metrics.dropped(&self.cfg.name, "too_old", old as u64);
-            tracing::warn!(
-                sink = %self.cfg.name,
-                "dropped {old} queued samples older than max_age ({}): receivers refuse them",
-                human(self.cfg.buffer.max_age)
-            );
-        }
         let front = st.queue.front();
         self.publish(&mut st);
         front
@@ -259,8 +315,14 @@ impl RemoteWriteSink {
                 }
             }
         };
-        tokio::join!(batcher, self.send_loop(&cancel), syncer);
+        tokio::join!(
+            batcher,
+            self.send_loop(&cancel),
+            syncer,
+            self.drops.summarise(&cancel)
+        );
         self.lock().queue.sync(true);
+        self.drops.tick(true);
     }
 
     /// The oldest sample timestamp a batch may hold and still be sent.
@@ -276,18 +338,11 @@ impl RemoteWriteSink {
     }
 
     async fn send_loop(&self, cancel: &CancellationToken) {
-        let mut outage: Option<Outage> = None;
+        let mut health = OutageLog::new(&self.cfg.name, redact_url(&self.cfg.url))
+            .reporting_to(self.status.clone(), self.clock.clone());
         loop {
-            if self.send_front(cancel, &mut outage).await.is_some() {
+            if self.send_front(cancel, &mut health).await.is_some() {
                 continue;
-            }
-            if let Some(o) = outage.take().filter(|o| o.back_at.is_some()) {
-                tracing::info!(
-                    sink = %self.cfg.name,
-                    "back online after {}; sent {} samples queued during the outage",
-                    human(o.back_at.unwrap_or(o.since) - o.since),
-                    o.sent_since_back
-                );
             }
             if self.closed.load(Ordering::SeqCst) {
                 return;
@@ -297,55 +352,43 @@ impl RemoteWriteSink {
     }
 
     /// Sends the queue's front batch until it is delivered or refused for good, counts the
-    /// outcome and removes it from the queue; `None` when the queue is empty.
+    /// outcome and removes it from the queue; `None` when the queue is empty. Returns the
+    /// samples the batch held when it was last tried (after dropping the too old).
     async fn send_front(
         &self,
         cancel: &CancellationToken,
-        outage: &mut Option<Outage>,
-    ) -> Option<(usize, Result<(), Undeliverable>)> {
+        health: &mut OutageLog,
+    ) -> Option<(u64, Result<(), Undeliverable>)> {
         let (id, batch) = self.next_batch()?;
         self.rate_limit(batch.samples).await;
-        let result = self.deliver(&batch, cancel, outage).await;
-        self.account(&batch, &result);
-        if let Some(o) = outage.as_mut() {
-            if o.back_at.is_none() {
-                o.back_at = Some(Instant::now());
-            }
-            o.sent_since_back += batch.samples as u64;
-        }
+        let (samples, result) = self.deliver(batch, cancel, health).await;
+        self.account(samples, &result);
         let mut st = self.lock();
         st.queue.commit(id);
         self.publish(&mut st);
-        Some((batch.samples, result))
+        let queued = st.queue.samples();
+        drop(st);
+        if result.is_ok() {
+            health.delivered(samples, Some(queued));
+        }
+        Some((samples, result))
     }
 
-    /// Counts a finished send; a refused batch gets its one log line here.
-    fn account(&self, batch: &EncodedBatch, result: &Result<(), Undeliverable>) {
+    /// Counts a finished send of `samples`; a refusal is a drop.
+    fn account(&self, samples: u64, result: &Result<(), Undeliverable>) {
         match result {
-            Ok(()) => self.metrics.sent(
-                &self.cfg.name,
-                batch.samples as u64,
-                self.clock.now_seconds(),
-            ),
+            Ok(()) => self
+                .metrics
+                .sent(&self.cfg.name, samples, self.clock.now_seconds()),
             Err(Undeliverable::Rejected { status, body }) => {
                 self.metrics
-                    .dropped(&self.cfg.name, "rejected", batch.samples as u64);
-                tracing::warn!(
-                    sink = %self.cfg.name,
-                    "receiver refused a batch of {} samples with HTTP {status}; dropped it: {body}",
-                    batch.samples
-                );
+                    .send_failed(&self.cfg.name, Failure::Rejected.as_str());
+                self.drop_samples("rejected", samples, || {
+                    format!("the receiver refused a batch of {samples} samples with HTTP {status}; dropped it: {body}")
+                });
             }
-            Err(Undeliverable::Expired) => {
-                self.metrics
-                    .dropped(&self.cfg.name, "too_old", batch.samples as u64);
-                tracing::warn!(
-                    sink = %self.cfg.name,
-                    "dropped a batch of {} samples that got older than max_age ({}) while waiting: receivers refuse them",
-                    batch.samples,
-                    human(self.cfg.buffer.max_age)
-                );
-            }
+            // Counted when its samples were found too old.
+            Err(Undeliverable::Expired) => {}
         }
     }
 
@@ -360,77 +403,116 @@ impl RemoteWriteSink {
         }
     }
 
-    /// Sends one batch, retrying retryable failures forever (see [`retrying`]); the first
-    /// retry of an outage logs the one `offline` line.
+    /// Sends one batch, retrying retryable failures forever (see [`retrying`]); `health`
+    /// logs the outage's lines. Returns the samples the batch held at its last attempt.
     async fn deliver(
         &self,
-        batch: &EncodedBatch,
+        batch: EncodedBatch,
         cancel: &CancellationToken,
-        outage: &mut Option<Outage>,
-    ) -> Result<(), Undeliverable> {
+        health: &mut OutageLog,
+    ) -> (u64, Result<(), Undeliverable>) {
         let name = &self.cfg.name;
-        retrying(
+        let current = Mutex::new(batch);
+        let result = retrying(
             self.backoff(),
             cancel,
-            || self.send_once(batch),
+            || self.send_once(&current),
             |e| {
                 self.metrics.retried(name);
-                if outage.as_ref().is_none_or(|o| o.back_at.is_some()) {
-                    let queued = self.lock().queue.samples();
-                    tracing::warn!(
-                        sink = %name,
-                        url = %redact_url(&self.cfg.url),
-                        "offline: {e}; retrying with backoff, {queued} samples queued"
-                    );
-                    *outage = Some(Outage {
-                        since: Instant::now(),
-                        back_at: None,
-                        sent_since_back: 0,
-                    });
-                }
+                self.metrics.send_failed(name, e.kind().as_str());
+                health.failed(e, || {
+                    format!("{} samples queued", self.lock().queue.samples())
+                });
             },
         )
-        .await
+        .await;
+        let batch = current.into_inner().unwrap_or_else(|p| p.into_inner());
+        (batch.samples as u64, result)
     }
 
-    async fn send_once(&self, batch: &EncodedBatch) -> Result<(), SendError> {
-        // Checked on every attempt: a batch can age past max_age while an outage is retried.
-        if batch.oldest_ms < self.max_age_cutoff() {
-            return Err(Undeliverable::Expired.into());
-        }
+    /// One attempt. A batch that aged past `max_age` while it waited (an outage) first loses
+    /// its samples that are too old (decoded, filtered, encoded again); if none is left, it is
+    /// not sent.
+    async fn send_once(&self, current: &Mutex<EncodedBatch>) -> Result<(), SendError> {
+        let body = {
+            let mut b = current.lock().unwrap_or_else(|p| p.into_inner());
+            let cutoff = self.max_age_cutoff();
+            if b.samples > 0 && b.oldest_ms < cutoff {
+                // A body that cannot be decoded is sent as it is: the receiver decides.
+                if let Some(young) = b.without_older_than(cutoff) {
+                    let old = (b.samples - young.samples) as u64;
+                    self.drop_samples("too_old", old, || self.too_old_detail());
+                    *b = young;
+                }
+                if b.samples == 0 {
+                    return Err(Undeliverable::Expired.into());
+                }
+            }
+            b.body.clone()
+        };
         let req = self
             .client
             .post(self.cfg.url.clone())
             .header(CONTENT_ENCODING, rw::CONTENT_ENCODING)
             .header(CONTENT_TYPE, rw::CONTENT_TYPE)
             .header(rw::VERSION_HEADER, rw::VERSION)
-            .body(batch.body.clone());
+            .body(body);
         send_classified(client::authorize(req, &self.cfg.http)).await
     }
 
-    /// Seals the pending batch and sends the whole queue, retrying until `deadline`.
+    /// Seals the pending batch and sends the whole queue, retrying until `deadline`. Fails
+    /// if anything submitted was not delivered (refused, too old, out of order, pushed out).
     async fn flush_queue(&self, deadline: Duration) -> Result<u64, String> {
         self.seal(&mut self.lock());
         let mut sent = 0u64;
-        let mut outage = None;
+        let mut health = OutageLog::new(&self.cfg.name, redact_url(&self.cfg.url));
+        let mut refusal = None;
         let never = CancellationToken::new();
         let work = async {
-            while let Some((samples, r)) = self.send_front(&never, &mut outage).await {
+            while let Some((samples, r)) = self.send_front(&never, &mut health).await {
                 match r {
-                    Ok(()) => sent += samples as u64,
-                    Err(e) => return Err(format!("receiver refused {samples} samples: {e}")),
+                    Ok(()) => sent += samples,
+                    Err(e @ Undeliverable::Rejected { .. }) => refusal = Some(e.to_string()),
+                    Err(Undeliverable::Expired) => {}
                 }
             }
-            Ok(())
         };
-        match tokio::time::timeout(deadline, work).await {
-            Ok(Ok(())) => Ok(sent),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(format!(
+        let done = tokio::time::timeout(deadline, work).await.is_ok();
+        self.drops.tick(true);
+        if !done {
+            return Err(format!(
                 "could not deliver within {} ({} samples still queued)",
                 human(deadline),
                 self.lock().queue.samples()
-            )),
+            ));
+        }
+        let dropped = self.metrics.dropped_by_reason(&self.cfg.name);
+        if dropped.is_empty() {
+            return Ok(sent);
+        }
+        let what: Vec<String> = dropped.iter().map(|(r, n)| format!("{n} {r}")).collect();
+        Err(format!(
+            "delivered {sent} samples but dropped {}{}",
+            what.join(", "),
+            refusal
+                .map(|r| format!(" (the receiver refused: {r})"))
+                .unwrap_or_default()
+        ))
+    }
+}
+
+/// Samples not admitted into a batch, by why.
+#[derive(Default)]
+struct Refused {
+    too_old: u64,
+    out_of_order: u64,
+}
+
+impl Refused {
+    fn count(&mut self, r: series::Refusal) {
+        match r {
+            series::Refusal::TooOld => self.too_old += 1,
+            series::Refusal::OutOfOrder => self.out_of_order += 1,
         }
     }
 }
@@ -459,10 +541,5 @@ impl Sink for RemoteWriteSink {
     }
 }
 
-/// The sender's view of an outage, for its two log lines.
-struct Outage {
-    since: Instant,
-    /// When the first send succeeded again.
-    back_at: Option<Instant>,
-    sent_since_back: u64,
-}
+#[cfg(test)]
+mod tests;

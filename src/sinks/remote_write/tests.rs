@@ -1,0 +1,285 @@
+//! The remote-write sink on a manual wall clock: what enters a batch (`max_age` per sample,
+//! per-series order across clock jumps), what a queued batch that aged loses, and which answers
+//! keep a batch queued; a scripted local receiver where sending is involved.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::*;
+use crate::model::{Family, Labels, MetricType, Sample};
+
+const T: i64 = 1_700_000_000_000;
+
+fn sink(clock: &WallClock, url: &str, extra: &str) -> (RemoteWriteSink, Arc<SelfMetrics>) {
+    sink_in(None, clock, url, extra)
+}
+
+/// A sink whose queue is on disk in `dir` (or in memory).
+fn sink_in(
+    dir: Option<&std::path::Path>,
+    clock: &WallClock,
+    url: &str,
+    extra: &str,
+) -> (RemoteWriteSink, Arc<SelfMetrics>) {
+    let text = format!(
+        r#"
+[[source]]
+type = "scrape"
+name = "x"
+url = "http://127.0.0.1:1/metrics"
+
+[[sink]]
+type = "remote_write"
+name = "rw"
+url = "{url}"
+min_backoff = "10ms"
+max_backoff = "20ms"
+{extra}
+"#
+    );
+    let cfg = crate::config::parse(&text, "t.toml", &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    let rw = cfg.sinks[0]
+        .downcast_ref::<RemoteWriteConfig>()
+        .expect("a remote-write sink")
+        .clone();
+    let metrics = Arc::new(SelfMetrics::default());
+    let ctx = SinkContext {
+        metrics: metrics.clone(),
+        state_dir: None,
+        clock: clock.clone(),
+        status: Default::default(),
+    };
+    (RemoteWriteSink::new(rw, &ctx, dir).unwrap(), metrics)
+}
+
+fn labels(job: &str) -> Labels {
+    Labels::from_pairs([("job", job)]).unwrap()
+}
+
+/// A snapshot taken at `ts` with one sample of `m{job}` per entry (own timestamp if given).
+fn snap(ts: i64, samples: &[(&str, Option<i64>)]) -> Arc<Snapshot> {
+    let mut f = Family::new("m", MetricType::Gauge, "");
+    for (job, own) in samples {
+        f.samples.push(Sample {
+            name: "m".into(),
+            labels: labels(job),
+            value: 1.0,
+            timestamp_ms: *own,
+        });
+    }
+    Arc::new(Snapshot {
+        source: "x".into(),
+        timestamp_ms: ts,
+        families: vec![f],
+        stale: Vec::new(),
+    })
+}
+
+fn by_job(req: &crate::wire::proto::WriteRequest, out: &mut BTreeMap<String, Vec<i64>>) {
+    for ts in &req.timeseries {
+        let job = ts
+            .labels
+            .iter()
+            .find(|l| l.name == "job")
+            .map(|l| l.value.clone())
+            .unwrap_or_default();
+        out.entry(job)
+            .or_default()
+            .extend(ts.samples.iter().map(|s| s.timestamp));
+    }
+}
+
+/// Seals what is pending and takes every queued batch: timestamps per job, in queue order.
+fn take_queued(s: &RemoteWriteSink) -> BTreeMap<String, Vec<i64>> {
+    let mut st = s.lock();
+    s.seal(&mut st);
+    let mut out = BTreeMap::new();
+    while let Some((id, b)) = st.queue.front() {
+        by_job(&rw::decode(&b.body).unwrap(), &mut out);
+        st.queue.commit(id);
+    }
+    out
+}
+
+fn dropped(m: &SelfMetrics) -> Vec<(String, u64)> {
+    m.dropped_by_reason("rw")
+}
+
+/// One series stamped with its own old timestamp (a device with a wrong clock, `x 1 0`)
+/// costs only its own sample, not the batch it would have shared with everyone else's.
+#[test]
+fn one_old_sample_is_dropped_alone() {
+    let clock = WallClock::manual(T);
+    let (s, m) = sink(&clock, "http://127.0.0.1:1/", "");
+    s.submit(snap(
+        T,
+        &[("fresh", None), ("wrong_clock", Some(0)), ("other", None)],
+    ));
+    let q = take_queued(&s);
+    assert_eq!(
+        q.keys().collect::<Vec<_>>(),
+        ["fresh", "other"],
+        "only the old sample is left out: {q:?}"
+    );
+    assert_eq!(dropped(&m), [("too_old".to_string(), 1)]);
+}
+
+/// After the wall clock jumps back, a series gets no sample older than (or as old as) the
+/// last one queued for it until the clock passes it again; other series are not held back.
+#[test]
+fn a_clock_jumping_back_never_queues_a_sample_out_of_order() {
+    let clock = WallClock::manual(T);
+    let (s, m) = sink(&clock, "http://127.0.0.1:1/", "");
+    s.submit(snap(T, &[("a", None), ("b", None)]));
+    s.submit(snap(T + 1000, &[("a", None), ("b", None)]));
+    clock.set(T - 60_000);
+    s.submit(snap(T - 60_000, &[("a", None), ("new", None)]));
+    s.submit(snap(T - 59_000, &[("a", None), ("new", None)]));
+    let mut stale = (*snap(T + 500, &[])).clone();
+    stale.stale.push(("m".into(), labels("b")));
+    s.submit(Arc::new(stale));
+    clock.set(T + 2000);
+    s.submit(snap(T + 2000, &[("a", None), ("b", None)]));
+    s.submit(snap(T + 2000, &[("a", None)]));
+    let q = take_queued(&s);
+    assert_eq!(q["a"], [T, T + 1000, T + 2000], "{q:?}");
+    assert_eq!(q["b"], [T, T + 1000, T + 2000], "{q:?}");
+    assert_eq!(q["new"], [T - 60_000, T - 59_000], "{q:?}");
+    assert_eq!(dropped(&m), [("out_of_order".to_string(), 4)]);
+}
+
+/// The per-series memory is rebuilt from what a previous run left queued: a relay restarted
+/// with its clock set back (a Pi without a real-time clock) does not queue samples older than
+/// those waiting for the receiver.
+#[test]
+fn a_restart_remembers_what_is_still_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = WallClock::manual(T);
+    {
+        let (s, _) = sink_in(Some(dir.path()), &clock, "http://127.0.0.1:1/", "");
+        s.submit(snap(T, &[("a", None)]));
+        s.seal(&mut s.lock());
+    }
+    clock.set(T - 3_600_000);
+    let (s, m) = sink_in(Some(dir.path()), &clock, "http://127.0.0.1:1/", "");
+    s.submit(snap(T - 3_600_000, &[("a", None), ("b", None)]));
+    let q = take_queued(&s);
+    assert_eq!(q["a"], [T], "{q:?}");
+    assert_eq!(q["b"], [T - 3_600_000], "{q:?}");
+    assert_eq!(dropped(&m), [("out_of_order".to_string(), 1)]);
+}
+
+/// A local receiver answering a scripted list of (status, content type, body, location), then
+/// 204; it keeps the body of every request it answered 204.
+struct Scripted {
+    url: String,
+    accepted: Arc<Mutex<Vec<bytes::Bytes>>>,
+    _cancel: tokio_util::sync::DropGuard,
+}
+
+async fn scripted(script: Vec<(u16, &'static str, &'static str, &'static str)>) -> Scripted {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/api/v1/write", l.local_addr().unwrap());
+    let accepted: Arc<Mutex<Vec<bytes::Bytes>>> = Arc::default();
+    let script = Arc::new(Mutex::new(VecDeque::from(script)));
+    let cancel = CancellationToken::new();
+    let acc = accepted.clone();
+    tokio::spawn(crate::http::server::serve(l, cancel.clone(), move |req| {
+        let (acc, script) = (acc.clone(), script.clone());
+        async move {
+            let next = script.lock().unwrap().pop_front();
+            match next {
+                Some((status, ctype, body, location)) => {
+                    let mut r = crate::http::server::response(status, ctype, body);
+                    if !location.is_empty() {
+                        r.headers_mut()
+                            .insert("location", location.parse().unwrap());
+                    }
+                    r
+                }
+                None => {
+                    acc.lock().unwrap().push(req.into_body());
+                    crate::http::server::response(204, "text/plain", "")
+                }
+            }
+        }
+    }));
+    Scripted {
+        url,
+        accepted,
+        _cancel: cancel.drop_guard(),
+    }
+}
+
+/// A batch that aged past `max_age` in the queue (an outage) loses only its samples that are
+/// too old; the rest is sent. `once` (flush) then says what was dropped instead of "pushed".
+#[tokio::test]
+async fn a_queued_batch_that_aged_loses_only_its_old_samples() {
+    let rx = scripted(vec![]).await;
+    let clock = WallClock::manual(T);
+    let (s, m) = sink(&clock, &rx.url, "buffer = { max_age = \"1m\" }");
+    s.submit(snap(T, &[("early", None)]));
+    s.submit(snap(T + 30_000, &[("late", None)]));
+    s.seal(&mut s.lock());
+    clock.set(T + 70_000);
+    let r = s.flush(Duration::from_secs(20)).await;
+    let got = rx.accepted.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "the batch is sent: {r:?}");
+    let mut q = BTreeMap::new();
+    by_job(&rw::decode(&got[0]).unwrap(), &mut q);
+    assert_eq!(q.keys().collect::<Vec<_>>(), ["late"], "{q:?}");
+    assert_eq!(dropped(&m), [("too_old".to_string(), 1)]);
+    assert_eq!(m.sent_total("rw"), 1);
+    let e = r.expect_err("a flush that dropped samples is no success");
+    assert!(
+        e.contains("delivered 1 samples but dropped 1 too_old"),
+        "{e}"
+    );
+}
+
+/// Answers that are not the receiver's verdict on the data keep the batch and retry it: an
+/// HTML page with 200 (a captive portal), 401/403 (credentials), a redirect; each is counted
+/// by reason. Only the final 204 delivers.
+#[tokio::test]
+async fn portal_pages_credentials_and_redirects_are_retried_not_dropped() {
+    let rx = scripted(vec![
+        (
+            200,
+            "text/html",
+            "<html><title>Hotspot login</title></html>",
+            "",
+        ),
+        (401, "text/plain", "invalid token", ""),
+        (403, "text/plain", "forbidden", ""),
+        (
+            308,
+            "text/plain",
+            "",
+            "https://elsewhere.example/api/v1/write",
+        ),
+        (503, "text/plain", "busy", ""),
+    ])
+    .await;
+    let clock = WallClock::system();
+    let (s, m) = sink(&clock, &rx.url, "");
+    s.submit(snap(clock.now_ms(), &[("a", None)]));
+    let r = s.flush(Duration::from_secs(20)).await;
+    assert_eq!(r, Ok(1));
+    assert_eq!(rx.accepted.lock().unwrap().len(), 1);
+    let fams = m.families(clock.now_ms());
+    let failures: Vec<(String, f64)> = fams
+        .iter()
+        .filter(|f| f.name == "pushrelay_send_failures_total")
+        .flat_map(|f| &f.samples)
+        .map(|s| (s.labels.get("reason").unwrap().to_string(), s.value))
+        .collect();
+    assert_eq!(
+        failures,
+        [
+            ("html".to_string(), 1.0),
+            ("redirect".to_string(), 1.0),
+            ("server_error".to_string(), 1.0),
+            ("unauthorized".to_string(), 2.0)
+        ]
+    );
+    assert!(dropped(&m).is_empty());
+}
