@@ -604,7 +604,7 @@ async fn bad_ca_files_and_escaping_names_fail_at_start_up() {
     }
 }
 
-/// A source's carried state is private to the relay's user.
+/// A source's carried state, the queue and the pid file are private to the relay's user.
 #[tokio::test]
 async fn state_files_are_private() {
     let cancel = CancellationToken::new();
@@ -627,5 +627,56 @@ async fn state_files_are_private() {
     assert!(file.exists());
     assert_eq!(mode_of(&file), 0o600);
     assert_eq!(mode_of(&state.join("sources")), 0o700);
+
+    // The daemon's queue (the receiver is down, so batches stay on disk) and its pid file.
+    std::fs::remove_dir_all(&state).unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "[relay]\n",
+        "[relay]\ninterval = \"1s\"\nshutdown_timeout = \"1s\"\n",
+    ) + &format!(
+        "\n[[sink]]\ntype = \"remote_write\"\nname = \"rw\"\nurl = \"http://127.0.0.1:{port}/w\"\nbatch_wait = \"100ms\"\nbuffer = {{ fsync = \"always\" }}\n"
+    );
+    let cfg = write_config(dir.path(), &text);
+    let mut child = bin()
+        .args(["run", "-c", cfg.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let queue = state.join("rw");
+    let t0 = Instant::now();
+    let segments = loop {
+        let segs: Vec<PathBuf> = std::fs::read_dir(&queue)
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        if segs
+            .iter()
+            .any(|p| p.extension().is_some_and(|x| x == "seg"))
+        {
+            break segs;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no queue files: {segs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(mode_of(&state.join("pushrelay.pid")), 0o600);
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    assert_eq!(mode_of(&state), 0o700);
+    assert_eq!(mode_of(&queue), 0o700);
+    for p in segments.iter().filter(|p| p.exists()) {
+        assert_eq!(mode_of(p), 0o600, "{}", p.display());
+    }
+    assert!(
+        !state.join("pushrelay.pid").exists(),
+        "the pid file goes with the daemon"
+    );
     cancel.cancel();
 }

@@ -5,7 +5,9 @@
 //!   rewritten. Each record is `[u32 LE payload length][u32 LE CRC32C of payload][payload]`,
 //!   payload = `[u32 LE samples][i64 LE oldest sample ms][snappy remote-write body]`.
 //! - `cursor`: `<segment> <offset>` of the first record not yet delivered, replaced atomically
-//!   (write a temporary file, rename) each time the front moves.
+//!   (write an exclusively created temporary file, rename) each time the front moves.
+//!
+//! Everything here is private to the relay's user (directory `0700`, files `0600`).
 //! - `lock`: held (`flock`) while a relay uses the directory, so two relays never share it.
 //!
 //! On open, the segments after the cursor are scanned record by record; a torn or corrupt tail
@@ -215,11 +217,11 @@ impl DiskQueue {
             corruptions: 0,
             reader: None,
         };
-        if let Err(e) = fs::create_dir_all(dir) {
+        if let Err(e) = crate::files::create_private_dir(dir) {
             q.disk_failed(&format!("cannot create {}: {e}", dir.display()));
             return Ok(q);
         }
-        match OpenOptions::new()
+        match crate::files::private_options()
             .create(true)
             .truncate(false)
             .write(true)
@@ -288,9 +290,9 @@ impl DiskQueue {
     /// batches and samples moved. On an error the queue stays in memory (batches already
     /// written stay on disk: the order is kept either way).
     fn reattach(&mut self) -> std::io::Result<(usize, usize)> {
-        fs::create_dir_all(&self.dir)?;
+        crate::files::create_private_dir(&self.dir)?;
         if self._lock.is_none() {
-            let f = OpenOptions::new()
+            let f = crate::files::private_options()
                 .create(true)
                 .truncate(false)
                 .write(true)
@@ -540,7 +542,7 @@ impl DiskQueue {
             }
             let seq = self.next_seg_seq;
             self.next_seg_seq += 1;
-            let file = OpenOptions::new()
+            let file = crate::files::private_options()
                 .create(true)
                 .append(true)
                 .open(seg_path(&self.dir, seq))?;
@@ -615,13 +617,13 @@ impl DiskQueue {
             (None, Some(w)) => (w.seq, w.size),
             (None, None) => (self.next_seg_seq, 0),
         };
-        let tmp = self.dir.join("cursor.tmp");
-        let mut f = File::create(&tmp)?;
-        f.write_all(format!("{seg} {off}\n").as_bytes())?;
-        if self.opts.fsync == Fsync::Always {
-            f.sync_data()?;
-        }
-        fs::rename(&tmp, self.dir.join("cursor"))
+        // Through an exclusively created temporary file: a symlink planted in its place is
+        // never followed.
+        crate::files::replace_atomically(
+            &self.dir.join("cursor"),
+            format!("{seg} {off}\n").as_bytes(),
+            self.opts.fsync == Fsync::Always,
+        )
     }
 
     /// Reads the body of a disk entry.
