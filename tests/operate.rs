@@ -492,3 +492,41 @@ async fn the_status_page_renders_in_chromium() {
         );
     }
 }
+
+/// Mistakes a newcomer makes get messages that say what to fix: TLS to a plain-HTTP port (a
+/// real server's: Prometheus's), a receiver path that answers 404 (with the URL that was
+/// asked).
+#[tokio::test]
+async fn messages_name_the_url_and_the_fix() {
+    let prom = Receiver::prometheus().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("pushrelay.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[relay]\nstate_dir = \"{}\"\n\n[[source]]\ntype = \"scrape\"\nname = \"tls\"\nurl = \"https://{}/metrics\"\n\n[[sink]]\ntype = \"remote_write\"\nname = \"rw\"\nurl = \"{}/api/v1/writ\"\n",
+            dir.path().join("state").display(),
+            prom.base_url.trim_start_matches("http://"),
+            prom.base_url
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pushrelay"))
+        .args(["once", "-c", cfg.to_str().unwrap()])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("this port speaks plain HTTP, not TLS: use http:// or the server's TLS port"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "asked {}/api/v1/writ: is that the right path?",
+            prom.base_url
+        )) && err.contains("remote-write URLs end in /api/v1/write"),
+        "{err}"
+    );
+}

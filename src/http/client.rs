@@ -110,5 +110,58 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         }
         cur = c.source();
     }
+    // TLS spoken to a plain-HTTP port fails deep in rustls with words nobody can act on.
+    if s.contains("InvalidContentType") || s.contains("corrupt message") {
+        return format!(
+            "this port speaks plain HTTP, not TLS: use http:// or the server's TLS port ({s})"
+        );
+    }
     s
+}
+
+/// For a 404 or 405: the URL that was asked (redacted) and, where a common mistake fits, the
+/// likely fix, so a path mistake is visible (`…/api/v3/api/v3`, `/jrd/webapi/jrd/webapi`).
+pub fn not_found_hint(url: &reqwest::Url, status: u16) -> Option<String> {
+    if status != 404 && status != 405 {
+        return None;
+    }
+    let segs: Vec<&str> = url.path_segments().map(|s| s.collect()).unwrap_or_default();
+    let repeats = (1..=segs.len() / 2).any(|n| {
+        segs.windows(2 * n)
+            .any(|w| w[..n] == w[n..] && w[..n].iter().any(|s| !s.is_empty()))
+    });
+    let shown = crate::config::redact_url(url);
+    Some(if repeats {
+        format!("{shown} repeats part of its path: configure the base URL only (pushrelay adds the API path)")
+    } else {
+        format!("asked {shown}: is that the right path?")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_found_names_the_url_and_a_repeated_path() {
+        let u = |s: &str| reqwest::Url::parse(s).unwrap();
+        let h = not_found_hint(
+            &u("https://eu1.example/api/v3/api/v3/gateways?token=x"),
+            404,
+        )
+        .unwrap();
+        assert!(
+            h.contains("api/v3/api/v3") && h.contains("repeats part of its path"),
+            "{h}"
+        );
+        assert!(!h.contains("token=x"), "{h}");
+        let h = not_found_hint(&u("http://r/jrd/webapi/jrd/webapi"), 405).unwrap();
+        assert!(h.contains("repeats"), "{h}");
+        let h = not_found_hint(&u("http://prom:9090/api/v1/writ"), 404).unwrap();
+        assert_eq!(
+            h,
+            "asked http://prom:9090/api/v1/writ: is that the right path?"
+        );
+        assert_eq!(not_found_hint(&u("http://x/"), 500), None);
+    }
 }

@@ -164,6 +164,7 @@ pub async fn send_classified(req: reqwest::RequestBuilder) -> Result<(), SendErr
     })?;
     let status = resp.status();
     let headers = resp.headers().clone();
+    let asked = resp.url().clone();
     let location = headers
         .get(LOCATION)
         .and_then(|v| v.to_str().ok())
@@ -211,9 +212,28 @@ pub async fn send_classified(req: reqwest::RequestBuilder) -> Result<(), SendErr
         }),
         Verdict::Drop => Err(Undeliverable::Rejected {
             status: code,
-            body: body_excerpt(&body, 1000),
+            body: match client::not_found_hint(&asked, code) {
+                Some(hint) => format!(
+                    "{} ({hint}{})",
+                    body_excerpt(&body, 1000),
+                    sink_path_hint(&asked)
+                ),
+                None => body_excerpt(&body, 1000),
+            },
         }
         .into()),
+    }
+}
+
+/// What a receiver's URL usually ends in, for a 404 or 405.
+fn sink_path_hint(url: &reqwest::Url) -> &'static str {
+    let p = url.path();
+    if p.ends_with("/metrics") || p.contains("/metrics/job/metrics") {
+        "; a Pushgateway sink takes the Pushgateway's base URL, without /metrics"
+    } else if !(p.contains("/metrics/job/") || p.ends_with("/write") || p.ends_with("/push")) {
+        "; remote-write URLs end in /api/v1/write (Prometheus, VictoriaMetrics), /api/v1/push (Mimir) or /api/prom/push (Grafana Cloud)"
+    } else {
+        ""
     }
 }
 
