@@ -530,3 +530,37 @@ async fn messages_name_the_url_and_the_fix() {
         "{err}"
     );
 }
+
+/// A refused TTN key is one log line, not the source's and the relay's both.
+#[tokio::test]
+async fn a_refused_ttn_key_is_logged_once() {
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let sim = pushrelay::sim::ttn::TtnSim::start(
+        cancel.clone(),
+        "NNSXS.RIGHT.KEY",
+        pushrelay::sim::ttn::TtnSim::fleet("g-"),
+    )
+    .await
+    .unwrap();
+    let prom = Receiver::prometheus().await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let text = format!(
+        "[relay]\ninterval = \"1s\"\nstate_dir = \"{}\"\nlisten = \"{listen}\"\n\n[[source]]\ntype = \"ttn\"\nname = \"ttn\"\nurl = \"{}\"\napi_key = \"NNSXS.WRONG.KEY\"\ninterval = \"1s\"\n\n[[sink]]\ntype = \"remote_write\"\nname = \"rw\"\nurl = \"{}\"\n",
+        state.display(),
+        sim.url,
+        prom.remote_write_url()
+    );
+    let d = Daemon::start(dir, &text);
+    // Three polls or more, all refused.
+    wait_for(Duration::from_secs(20), || async {
+        let (_, m) = d.get("/metrics").await?;
+        (metric(&m, "pushrelay_source_up", "source=\"ttn\"")? == 0.0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let log = d.log();
+    assert_eq!(log.matches("the API key was refused").count(), 1, "{log}");
+    cancel.cancel();
+}

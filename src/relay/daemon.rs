@@ -451,6 +451,10 @@ async fn source_task(
             err_text.as_deref(),
         );
         match (&err, was_up) {
+            // The source said it already, in its own words.
+            (Some(e), true) if e.is_logged() => {
+                tracing::debug!(source = %meta.name, "source down: {e}")
+            }
             (Some(e), true) => tracing::warn!(source = %meta.name, "source down: {e}"),
             (Some(e), false) => tracing::debug!(source = %meta.name, "still down: {e}"),
             (None, false) => tracing::info!(source = %meta.name, "source up again"),

@@ -38,6 +38,17 @@ pub enum SourceError {
     Invalid(String),
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    /// A failure the source has already logged itself (its own one line per state change,
+    /// more specific than the relay's): the relay does not log it again.
+    #[error(transparent)]
+    Logged(Box<SourceError>),
+}
+
+impl SourceError {
+    /// Whether the source already logged this failure.
+    pub fn is_logged(&self) -> bool {
+        matches!(self, SourceError::Logged(_))
+    }
 }
 
 /// What every source has: the `job`/`instance` of its series and its schedule.

@@ -70,8 +70,7 @@ impl TtnSource {
             }
         }
         let name = self.cfg.name.clone();
-        self.problems
-            .clear(&name, "auth", "the API key is accepted again");
+        self.problems.clear(&name, "auth", "");
         if all.is_empty() {
             self.problems.warn(
                 &name,

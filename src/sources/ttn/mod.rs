@@ -149,10 +149,10 @@ impl TtnSource {
         };
         let name = self.cfg.name.clone();
         self.problems.warn(&name, "auth", msg.clone());
-        SourceError::Status {
+        SourceError::Logged(Box::new(SourceError::Status {
             status: status.as_u16(),
             body: msg,
-        }
+        }))
     }
 
     /// One cycle: discovery when due, stats, translation, carried state saved.
