@@ -127,16 +127,9 @@ pick_version() {
         sort -V | tail -n 1
 }
 
-# Sets up verified package lists of suite $2 in the private apt state $1 (see the header).
-private_apt_setup() {
+# Points apt_opts (and apt_download, pick_version) at the private apt state in $1.
+private_apt_use() {
     private_apt_dir="$1"
-    local suite="$2" bridge tmp_kr
-    private_apt_writer="scripts/$(basename "$0")"
-    private_apt_mirror=$(debian_mirror)
-    local from="the machine's apt sources"
-    [ -n "${PUSHRELAY_DEBIAN_MIRROR:-}" ] && from=PUSHRELAY_DEBIAN_MIRROR
-    say "using the Debian archive URI from $from, with suite $suite"
-    mkdir -p "$private_apt_dir/lists/partial" "$private_apt_dir/cache/archives/partial" "$private_apt_dir/keyrings"
     apt_opts=(
         -o "Dir::Etc::SourceList=$private_apt_dir/sources.list"
         -o "Dir::Etc::SourceParts=/dev/null"
@@ -151,6 +144,19 @@ private_apt_setup() {
         -o "Acquire::Retries=3"
         -q
     )
+}
+
+# Sets up verified package lists of suite $2 in the private apt state $1 (see the header).
+private_apt_setup() {
+    private_apt_dir="$1"
+    local suite="$2" bridge tmp_kr
+    private_apt_writer="scripts/$(basename "$0")"
+    private_apt_mirror=$(debian_mirror)
+    local from="the machine's apt sources"
+    [ -n "${PUSHRELAY_DEBIAN_MIRROR:-}" ] && from=PUSHRELAY_DEBIAN_MIRROR
+    say "using the Debian archive URI from $from, with suite $suite"
+    mkdir -p "$private_apt_dir/lists/partial" "$private_apt_dir/cache/archives/partial" "$private_apt_dir/keyrings"
+    private_apt_use "$private_apt_dir"
 
     local machine_keyring=/usr/share/keyrings/debian-archive-keyring.gpg
     local first_keyring="${PUSHRELAY_RECEIVERS_KEYRING:-$machine_keyring}"
