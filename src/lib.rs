@@ -11,10 +11,11 @@
 //! - [`buffer`]: the queue where encoded remote-write batches wait.
 //! - [`wire`]: remote-write protobuf + snappy, Pushgateway paths.
 //! - [`http`]: client construction, response classification, a tiny server.
-//! - [`self_metrics`]: the relay's own `pushrelay_*` metrics.
+//! - [`self_metrics`]: the relay's own `pushrelay_*` metrics; [`build_info`]: version, commit, target.
 //! - [`cli`] and [`demo`]: the command line; [`sim`]: simulated upstreams and receiver.
 
 pub mod buffer;
+pub mod build_info;
 pub mod cli;
 pub mod config;
 #[cfg(feature = "sim")]
