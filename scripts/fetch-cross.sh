@@ -9,8 +9,9 @@
 #   qemu             .cross/qemu: bookworm's qemu-user-static, to run the binaries (no binfmt)
 #   systemd-analyze  the machine's /usr/bin/systemd-analyze, else bookworm's systemd package
 #                    unpacked into .cross/systemd (for `systemd-analyze verify` of the unit)
+#   umoci            .cross/umoci: bookworm's umoci, which unpacks the OCI image in the tests
 #
-# Usage: scripts/fetch-cross.sh [build] [qemu] [systemd-analyze]   (default: all three)
+# Usage: scripts/fetch-cross.sh [build] [qemu] [systemd-analyze] [umoci]   (default: all four)
 # Environment: PUSHRELAY_NIGHTLY (default "nightly": the rustup toolchain to copy), and the
 # PUSHRELAY_DEBIAN_MIRROR / PUSHRELAY_RECEIVERS_KEYRING of scripts/lib/private-apt.sh.
 # Prints nothing but progress; scripts/lib/cross-env.sh knows where everything ends up.
@@ -35,15 +36,15 @@ die() {
 say() { echo "fetch-cross: $*" >&2; }
 
 parts=("$@")
-[ "${#parts[@]}" -gt 0 ] || parts=(build qemu systemd-analyze)
+[ "${#parts[@]}" -gt 0 ] || parts=(build qemu systemd-analyze umoci)
 for p in "${parts[@]}"; do
     case "$p" in
-    build | qemu | systemd-analyze) ;;
+    build | qemu | systemd-analyze | umoci) ;;
     -h | --help)
-        sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
-    *) die "unknown part '$p' (build, qemu or systemd-analyze)" ;;
+    *) die "unknown part '$p' (build, qemu, systemd-analyze or umoci)" ;;
     esac
 done
 
@@ -159,8 +160,21 @@ fetch_systemd_analyze() {
     echo "$version" >"$dir/VERSION"
 }
 
+fetch_umoci() {
+    local dir="$cross/umoci" version
+    if [ -x "$dir/usr/bin/umoci" ] && [ -f "$dir/VERSION" ]; then
+        return 0
+    fi
+    apt_suite bookworm
+    version=$(pick_version umoci "0.4.")
+    [ -n "$version" ] || die "bookworm has no umoci 0.4.x"
+    fetch_deb umoci "$version" bookworm "$dir"
+    echo "$version" >"$dir/VERSION"
+}
+
 for p in "${parts[@]}"; do
     case "$p" in
+    umoci) fetch_umoci ;;
     build) fetch_build ;;
     qemu) fetch_qemu ;;
     systemd-analyze) fetch_systemd_analyze ;;
