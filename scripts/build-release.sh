@@ -159,9 +159,10 @@ for t in "${targets[@]}"; do
     staging="$CARGO_TARGET_DIR/stage"
     stage "$t" "$staging/$name" "$bin"
     pack "$staging" "$name" "$out/$name.tar.gz"
+    # After each target, so that an interrupted run still leaves matching checksums.
+    (cd "$out" && sha256sum pushrelay-"$version"-*.tar.gz >SHA256SUMS.tmp && mv SHA256SUMS.tmp SHA256SUMS)
     say "$t: $out/$name.tar.gz in $(($(date +%s) - start)) s"
 done
 
-(cd "$out" && sha256sum pushrelay-"$version"-*.tar.gz >SHA256SUMS.tmp && mv SHA256SUMS.tmp SHA256SUMS)
 say "checksums in $out/SHA256SUMS:"
 sed 's/^/    /' "$out/SHA256SUMS" >&2

@@ -43,6 +43,12 @@ wait_http() { # url, what
     fail "$2 did not answer at $1 within 30 s"
 }
 
+# Serves a new value of readme_test_value (label step=$1, value $2).
+serve_value() {
+    printf '# TYPE readme_test_value gauge\nreadme_test_value{step="%s"} %s\n' "$1" "$2" >"$site/metrics.new"
+    mv "$site/metrics.new" "$site/metrics"
+}
+
 # The "release host": dist's tarball and checksums, and an exposition to scrape.
 site="$tmp/site"
 mkdir -p "$site"
@@ -91,12 +97,6 @@ name = "vm"
 url = "http://127.0.0.1:$vm_port/api/v1/write"
 batch_wait = "1s"
 EOF
-}
-
-# Serves a new value of readme_test_value (label step=$1, value $2).
-serve_value() {
-    printf '# TYPE readme_test_value gauge\nreadme_test_value{step="%s"} %s\n' "$1" "$2" >"$site/metrics.new"
-    mv "$site/metrics.new" "$site/metrics"
 }
 
 # Waits until VictoriaMetrics has readme_test_value{job="readme",step=$1} = $2.
