@@ -145,7 +145,10 @@ url = "{write}"
         assert_eq!(row["metric"]["instance"], instance.as_str(), "{row}");
         assert_eq!(row["value"][1], value, "{row}");
     }
-    let events = wait_for(Duration::from_secs(60), || read("release_test_events_total")).await;
+    let events = wait_for(Duration::from_secs(60), || {
+        read("release_test_events_total")
+    })
+    .await;
     assert_eq!(events[0]["value"][1], "42", "{events:?}");
     let up = wait_for(Duration::from_secs(60), || read("up{job=\"release\"}")).await;
     assert_eq!(up[0]["value"][1], "1", "{up:?}");
