@@ -86,8 +86,12 @@ minor_of() { sed -E 's/^([0-9]+\.[0-9]+).*/\1/'; }
 fetch_build() {
     # 1. The nightly compiler, copied (hard links when on the same file system).
     local sysroot tc="$cross/toolchain" release
-    sysroot=$(rustup run "$nightly" rustc --print sysroot 2>/dev/null) ||
+    command -v rustup >/dev/null 2>&1 || die "rustup not found; the cross builds copy its '$nightly' toolchain"
+    # Looked up first, so that rustup never tries to download a missing toolchain.
+    rustup toolchain list | grep -q "^$nightly-" ||
         die "rustup has no '$nightly' toolchain (rustup toolchain list); the cross builds need a nightly $want_rust_minor compiler"
+    sysroot=$(RUSTUP_AUTO_INSTALL=0 rustup run "$nightly" rustc --print sysroot 2>/dev/null) ||
+        die "rustup's '$nightly' toolchain does not run (rustup run $nightly rustc -V)"
     release=$("$sysroot/bin/rustc" -vV | sed -n 's/^release: //p')
     [ "$(minor_of <<<"$release")" = "$want_rust_minor" ] ||
         die "rustup's '$nightly' is rustc $release, but this recipe needs $want_rust_minor.x (update want_rust_minor and the rust-src pairing)"
