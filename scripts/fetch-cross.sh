@@ -7,8 +7,9 @@
 #                    matching std source (Debian sid's rust-src) linked in, for -Zbuild-std;
 #                    .cross/venv: zig (C compiler, linker, musl) and cargo-zigbuild from PyPI
 #   qemu             .cross/qemu: bookworm's qemu-user-static, to run the binaries (no binfmt)
-#   systemd-analyze  the machine's /usr/bin/systemd-analyze, else bookworm's systemd package
-#                    unpacked into .cross/systemd (for `systemd-analyze verify` of the unit)
+#   systemd-analyze  the machine's systemd-analyze and systemctl, else (or with
+#                    PUSHRELAY_FETCH_SYSTEMD=1) bookworm's systemd and libsystemd-shared packages
+#                    unpacked into .cross/systemd (tests/release/systemd-tools.sh picks)
 #   umoci            .cross/umoci: bookworm's umoci, which unpacks the OCI image in the tests
 #
 # Usage: scripts/fetch-cross.sh [build] [qemu] [systemd-analyze] [umoci]   (default: all four)
@@ -150,18 +151,29 @@ fetch_qemu() {
 }
 
 fetch_systemd_analyze() {
-    if command -v systemd-analyze >/dev/null 2>&1; then
+    if [ -z "${PUSHRELAY_FETCH_SYSTEMD:-}" ] && command -v systemd-analyze >/dev/null 2>&1 &&
+        command -v systemctl >/dev/null 2>&1; then
         return 0
     fi
-    local dir="$cross/systemd" version
+    local dir="$cross/systemd" version tmp pkg
     if [ -x "$dir/usr/bin/systemd-analyze" ] && [ -f "$dir/VERSION" ]; then
         return 0
     fi
     apt_suite bookworm
     version=$(pick_version systemd "")
     [ -n "$version" ] || die "bookworm has no systemd package"
-    fetch_deb systemd "$version" bookworm "$dir"
+    # systemd-analyze and systemctl need libsystemd-shared, a package of its own since 252.
+    tmp=$(mktemp -d "$cross/deb.XXXXXX")
+    rm -rf "$dir.new"
+    for pkg in systemd libsystemd-shared; do
+        say "downloading $pkg=$version (bookworm)"
+        apt_download "$pkg=$version" "$tmp"
+        dpkg -x "$tmp/${pkg}_"*.deb "$dir.new" || die "dpkg -x of $pkg failed"
+    done
+    rm -rf "$tmp" "$dir"
+    mv "$dir.new" "$dir"
     echo "$version" >"$dir/VERSION"
+    LD_LIBRARY_PATH="$dir/usr/lib/x86_64-linux-gnu/systemd" "$dir/usr/bin/systemd-analyze" --version | head -n 1 >&2
 }
 
 fetch_umoci() {

@@ -27,16 +27,10 @@ expect_file() { # path mode [same-as]
     if [ $# -ge 3 ]; then cmp -s "$1" "$3" || fail "$1 differs from $3"; fi
 }
 
-# systemd-analyze: the machine's, else the one scripts/fetch-cross.sh unpacked.
-analyze=$(command -v systemd-analyze || true)
-systemd_units=/usr/lib/systemd/system
-if [ -z "$analyze" ]; then
-    analyze="$repo_root/.cross/systemd/usr/bin/systemd-analyze"
-    systemd_units="$repo_root/.cross/systemd/usr/lib/systemd/system"
-    [ -x "$analyze" ] || fail "systemd-analyze not found: run scripts/fetch-cross.sh systemd-analyze"
-    export LD_LIBRARY_PATH="$repo_root/.cross/systemd/usr/lib/x86_64-linux-gnu/systemd"
-fi
-[ -d "$systemd_units" ] || systemd_units=/lib/systemd/system
+# systemd-analyze and systemctl: the machine's, else the ones scripts/fetch-cross.sh unpacked.
+# shellcheck source=systemd-tools.sh
+source "$repo_root/tests/release/systemd-tools.sh"
+systemd_tools "$repo_root" || fail "no systemd-analyze"
 
 tar -xzf "$tarball" -C "$tmp"
 pkg=$(echo "$tmp"/pushrelay-*)
@@ -73,11 +67,9 @@ awk -v s="$score" 'BEGIN { exit !(s <= 2.0) }' || fail "the unit's exposure leve
 ok "systemd-analyze verify: clean (and catches a bad value); security exposure $score"
 
 # Enable inside the root, as `systemctl enable` would on the device.
-if command -v systemctl >/dev/null 2>&1; then
-    systemctl --root="$root" enable pushrelay.service >/dev/null 2>&1 || fail "systemctl --root enable failed"
-    [ -L "$root/etc/systemd/system/multi-user.target.wants/pushrelay.service" ] || fail "enable made no multi-user.target.wants link"
-    ok "systemctl --root enable links the unit into multi-user.target"
-fi
+"$systemctl_bin" --root="$root" enable pushrelay.service >/dev/null 2>&1 || fail "systemctl --root enable failed"
+[ -L "$root/etc/systemd/system/multi-user.target.wants/pushrelay.service" ] || fail "enable made no multi-user.target.wants link"
+ok "systemctl --root enable links the unit into multi-user.target"
 
 # An existing config is never overwritten; a second run is an upgrade.
 echo "# edited by the user" >>"$root/etc/pushrelay/pushrelay.toml"

@@ -32,6 +32,9 @@ fail() {
 [ -f "$dist/pushrelay-$version-$host_target.tar.gz" ] || fail "no $dist/pushrelay-$version-$host_target.tar.gz (scripts/build-release.sh $host_target)"
 [ -x "$vm_bin" ] || fail "no $vm_bin (scripts/fetch-receivers.sh)"
 block() { python3 "$repo_root/scripts/readme-install.py" block "$1"; }
+# shellcheck source=systemd-tools.sh
+source "$repo_root/tests/release/systemd-tools.sh"
+systemd_tools "$repo_root" || fail "no systemctl"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_http() { # url, what
@@ -173,7 +176,7 @@ systemctl() {
     case "\$*" in
     "enable --now pushrelay" | "restart pushrelay")
         if [ "\$1" = enable ]; then
-            command systemctl --root="\$root" enable pushrelay.service >/dev/null 2>&1 || fail "systemctl --root enable failed"
+            "$systemctl_bin" --root="\$root" enable pushrelay.service >/dev/null 2>&1 || fail "systemctl --root enable failed"
             [ -L "\$root/etc/systemd/system/multi-user.target.wants/pushrelay.service" ] || fail "the unit was not enabled"
         fi
         stop_daemon
