@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The README's Install section, between `<!-- install:begin -->` and `<!-- install:end -->`.
 
-  readme-install.py extract      prints the section (shipped in each tarball as INSTALL.md)
+  readme-install.py extract      prints the section for INSTALL.md in each tarball (links into
+                                 the source tree reduced to their text)
   readme-install.py block TAG    prints the shell block that follows `<!-- ci: TAG -->`
 
 Every ```sh block in the section must carry such a tag, so that tests/release/readme.sh can run
@@ -54,7 +55,10 @@ def blocks(text):
 
 def main():
     if len(sys.argv) == 2 and sys.argv[1] == "extract":
-        sys.stdout.write(re.sub(r"<!-- ci: [a-z0-9-]+ -->\n", "", section()))
+        text = re.sub(r"<!-- ci: [a-z0-9-]+ -->\n", "", section())
+        # Links into the source tree mean nothing in a tarball: keep their text only.
+        text = re.sub(r"\[([^\]]+)\]\((?!https?:)[^)]+\)", r"\1", text)
+        sys.stdout.write("(From pushrelay's README.)\n\n" + text)
     elif len(sys.argv) == 3 and sys.argv[1] == "block":
         found = blocks(section())
         if sys.argv[2] not in found:
