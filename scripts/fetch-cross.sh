@@ -15,7 +15,7 @@
 # Usage: scripts/fetch-cross.sh [build] [qemu] [systemd-analyze] [umoci]   (default: all four)
 # Environment: PUSHRELAY_NIGHTLY (default "nightly": the rustup toolchain to copy), and the
 # PUSHRELAY_DEBIAN_MIRROR / PUSHRELAY_RECEIVERS_KEYRING of scripts/lib/private-apt.sh.
-# Prints nothing but progress; scripts/lib/cross-env.sh knows where everything ends up.
+# Prints only progress, on stderr; scripts/build-release.sh and the tests know the paths.
 # Re-runs are fast: what is present and of the wanted version is not fetched again.
 set -euo pipefail
 

@@ -44,7 +44,7 @@ while [ $# -gt 0 ]; do
     --systemd) flavour=systemd; shift ;;
     --uninstall) action=uninstall; shift ;;
     -h | --help)
-        sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *) die "unknown argument '$1' (try --help)" ;;
