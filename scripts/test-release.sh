@@ -31,15 +31,28 @@ fail() {
     say "FAILED: $*"
     exit 1
 }
-# step NAME COMMAND...: runs it, records its wall time.
+# Sets cpu_now to the CPU seconds (user + system) this script's finished children used so far
+# (`times` must run in this shell, not in a $(...) subshell, which has no children of its own).
+cpu_file=$(mktemp)
+trap 'rm -f "$cpu_file"' EXIT
+read_cpu() {
+    times >"$cpu_file"
+    cpu_now=$(awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%d", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$cpu_file")
+}
+# step NAME COMMAND...: runs it, records its wall time and CPU time (the CPU time says what it
+# costs on an idle machine when others share this one).
 step() {
-    local name="$1" start end
+    local name="$1" start end cpu0 cpu1
     shift
     say "--- $name"
     start=$(date +%s)
+    read_cpu
+    cpu0=$cpu_now
     "$@" || fail "$name"
     end=$(date +%s)
-    timings+=("$(printf '%5d s  %s' "$((end - start))" "$name")")
+    read_cpu
+    cpu1=$cpu_now
+    timings+=("$(printf '%5d s wall %6d s cpu  %s' "$((end - start))" "$((cpu1 - cpu0))" "$name")")
     passed=$((passed + 1))
 }
 
@@ -130,6 +143,6 @@ say "binary sizes:"
 for t in "${targets[@]}" x86_64-unknown-linux-musl; do
     printf '  %-34s %8d bytes\n' "$t" "$(stat -c %s "$(bin_of "$t")")" >&2
 done
-say "wall time per step (nproc $(nproc)):"
+say "time per step (nproc $(nproc); load now: $(cut -d' ' -f1-3 /proc/loadavg)):"
 printf '  %s\n' "${timings[@]}" >&2
 echo "release tests: $passed passed, 0 failed"
