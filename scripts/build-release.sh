@@ -66,35 +66,9 @@ fi
 export SOURCE_DATE_EPOCH
 
 bash "$repo_root/scripts/fetch-cross.sh" build
-toolchain="$cross/toolchain"
-export PATH="$toolchain/bin:$cross/venv/bin:$PATH"
-export RUSTC="$toolchain/bin/rustc"
-export CARGO_TARGET_DIR="$repo_root/target/cross"
-# zig's cache and cargo-zigbuild's wrappers stay in the project too.
-export ZIG_GLOBAL_CACHE_DIR="$cross/zig-cache"
-export ZIG_LOCAL_CACHE_DIR="$cross/zig-cache"
-# Flags come only from the per-target config file below.
-unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_RUSTFLAGS RUSTUP_TOOLCHAIN
-cargo_home="${CARGO_HOME:-$HOME/.cargo}"
-
-# The flags every target gets, written to a config file passed with --config (the repo has no
-# .cargo/config.toml, so a plain `cargo build` is untouched):
-# - link-self-contained=no: zig brings musl's crt objects; build-std produces none.
-# - crt-static: the mips musl targets do not link statically by default; explicit everywhere.
-# - remap-path-prefix: no checkout, cargo home or toolchain path ends up in the binary.
-cargo_config() {
-    local t="$1"
-    cat <<EOF
-[target.$t]
-rustflags = [
-    "-C", "link-self-contained=no",
-    "-C", "target-feature=+crt-static",
-    "--remap-path-prefix=$repo_root=/build/pushrelay",
-    "--remap-path-prefix=$cargo_home=/build/cargo",
-    "--remap-path-prefix=$(cd "$toolchain/lib/rustlib/src/rust" && pwd -P)=/build/rust",
-]
-EOF
-}
+# shellcheck source=lib/cross-env.sh
+source "$repo_root/scripts/lib/cross-env.sh"
+cross_env "$repo_root"
 
 # Checks a built binary: static (no interpreter, no shared libraries), stripped, within the bound.
 check_binary() {
@@ -145,7 +119,7 @@ mkdir -p "$out" "$cross/config"
 for t in "${targets[@]}"; do
     start=$(date +%s)
     config="$cross/config/$t.toml"
-    cargo_config "$t" >"$config"
+    cross_cargo_config "$t" >"$config"
     say "building $t"
     log="$cross/build-$t.log"
     if ! cargo zigbuild --release --locked --target "$t" -Zbuild-std=std,panic_abort \

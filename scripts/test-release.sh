@@ -2,7 +2,7 @@
 # The release step of CI: fetches the cross toolchain, runs the README's "from source" commands
 # (the aarch64 release build and `cargo build --release`), builds armv7 and x86_64, and proves
 # each binary under qemu-user: `--version`, `demo`, and tests/release_binary.rs (once against a
-# real VictoriaMetrics). Then the size bound, install.sh in throw-away roots with systemd-analyze,
+# real VictoriaMetrics), and the library's unit tests on mips. Then the size bound, install.sh in throw-away roots with systemd-analyze,
 # every other README Install command, the OCI image, a build from a source tarball, and the
 # reproducibility of the aarch64 tarball from a second checkout. Prints what each step cost.
 #
@@ -14,7 +14,6 @@ set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
-qemu_dir="$repo_root/.cross/qemu/usr/bin"
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 all_targets=(aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf arm-unknown-linux-musleabihf
     mipsel-unknown-linux-musl mips-unknown-linux-musl x86_64-unknown-linux-musl)
@@ -56,17 +55,10 @@ step() {
     passed=$((passed + 1))
 }
 
-# The emulator command for a target (empty: runs natively).
-runner() {
-    case "$1" in
-    x86_64-*) echo "" ;;
-    aarch64-*) echo "$qemu_dir/qemu-aarch64-static" ;;
-    armv7-*) echo "$qemu_dir/qemu-arm-static" ;;
-    arm-*) echo "$qemu_dir/qemu-arm-static -cpu arm1176" ;;
-    mipsel-*) echo "$qemu_dir/qemu-mipsel-static -cpu 24Kc" ;;
-    mips-*) echo "$qemu_dir/qemu-mips-static -cpu 24Kc" ;;
-    esac
-}
+# shellcheck source=lib/cross-env.sh
+source "$repo_root/scripts/lib/cross-env.sh"
+cross_repo_root="$repo_root"
+runner() { cross_runner "$1"; }
 bin_of() { echo "$repo_root/target/cross/$1/release/pushrelay"; }
 
 from_source() {
@@ -132,6 +124,7 @@ for t in "${targets[@]}"; do
     step "$t under emulation: --version, demo, release_binary test" run_under_emulation "$t"
 done
 step "x86_64-unknown-linux-musl: release_binary test" run_under_emulation x86_64-unknown-linux-musl
+step "lib unit tests built for mips (32-bit, big-endian) under qemu" bash tests/release/units.sh mips-unknown-linux-musl
 step "size bound fails the build" size_bound_fails
 step "install.sh in throw-away roots, systemd-analyze verify" bash tests/release/install.sh "dist/pushrelay-$version-x86_64-unknown-linux-musl.tar.gz"
 step "README Install commands" bash tests/release/readme.sh dist
