@@ -138,6 +138,7 @@ rooted_args() {
     done
 }
 sudo() { "\$@"; }
+grep() { rooted_args "\$@"; command grep "\${rooted[@]}"; }
 pushrelay() { rooted_args "\$@"; "\$root$2" "\${rooted[@]}"; }
 cd() { rooted_args "\$@"; builtin cd "\${rooted[@]}"; }
 rm() {
@@ -180,7 +181,7 @@ systemctl() {
             [ -L "\$root/etc/systemd/system/multi-user.target.wants/pushrelay.service" ] || fail "the unit was not enabled"
         fi
         stop_daemon
-        grep -qxF 'LoadCredential=pushrelay.toml:/etc/pushrelay/pushrelay.toml' "\$unit" || fail "the unit's LoadCredential changed; update this test"
+        command grep -qxF 'LoadCredential=pushrelay.toml:/etc/pushrelay/pushrelay.toml' "\$unit" || fail "the unit's LoadCredential changed; update this test"
         creds="$tmp/credentials"
         mkdir -p "\$creds"
         cp "\$root/etc/pushrelay/pushrelay.toml" "\$creds/pushrelay.toml"
@@ -260,8 +261,10 @@ echo "readme test: ok: Raspberry Pi OS / Debian: download, verify, install, chec
 owrt_root="$tmp/root-openwrt"
 mkdir -p "$owrt_root/etc" "$owrt_root/tmp"
 printf "DISTRIB_ID='OpenWrt'\nDISTRIB_ARCH='x86_64'\n" >"$owrt_root/etc/openwrt_release"
+# (the which-device block runs first: its grep must find this file inside the root)
 owrt_port=$(free_port)
 run_session openwrt "$owrt_root" /usr/bin/pushrelay \
+    block:which-device \
     block:openwrt-install \
     "step:[ -x \"\$root/usr/bin/pushrelay\" ] && [ -x \"\$root/etc/init.d/pushrelay\" ] || fail 'not installed the OpenWrt way'" \
     "step:user_config \"\$root\" $owrt_port; listen_port=$owrt_port" \
@@ -270,4 +273,10 @@ run_session openwrt "$owrt_root" /usr/bin/pushrelay \
     "step:[ -L \"\$root/etc/rc.d/S95pushrelay\" ] || fail 'not enabled'" \
     "step:wait_delivered openwrt 9"
 echo "readme test: ok: OpenWrt: download with wget, verify, install, check, enable, start (delivered)"
-echo "readme test: 2 passed, 0 failed"
+# Every block of the section is run: here, or (from-source) by scripts/test-release.sh.
+ran="from-source $(grep -o 'block:[a-z0-9-]*' "${BASH_SOURCE[0]}" | sed 's/^block://' | sort -u | tr '\n' ' ')"
+for tag in $(python3 "$repo_root/scripts/readme-install.py" tags); do
+    [[ " $ran " == *" $tag "* ]] || fail "the README block '$tag' is run by no test"
+done
+echo "readme test: ok: every block of the Install section is run"
+echo "readme test: 3 passed, 0 failed"
