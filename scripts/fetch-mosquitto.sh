@@ -71,12 +71,16 @@ if [ "$force" -eq 0 ] && works; then
     exit 0
 fi
 
-# shellcheck source=scripts/debian-apt.sh
-. "$repo_root/scripts/debian-apt.sh"
-debian_apt_init "$apt_dir" "the machine's release"
+# The machine's own release: sid's build links against a newer glibc than this machine has.
+codename=""
+if [ -r /etc/os-release ]; then
+    # shellcheck disable=SC1091
+    codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+fi
 [ -n "$codename" ] || die "cannot read VERSION_CODENAME from /etc/os-release"
-write_sources "$codename" "signed-by=/usr/share/keyrings/debian-archive-keyring.gpg"
-apt_update || die "cannot read the package lists of $codename (signature)"
+# shellcheck source=lib/private-apt.sh
+source "$repo_root/scripts/lib/private-apt.sh"
+private_apt_setup "$apt_dir" "$codename"
 
 staging=$(mktemp -d "$work_dir/mosquitto-staging.XXXXXX")
 trap 'rm -rf "$staging"' EXIT

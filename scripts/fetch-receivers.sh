@@ -135,58 +135,10 @@ if [ "$force" -eq 0 ] && have_wanted_binaries; then
     exit 0
 fi
 
-# --- Debian archive and private apt state (shared with fetch-mosquitto.sh) -----------------------
-# shellcheck source=scripts/debian-apt.sh
-. "$repo_root/scripts/debian-apt.sh"
-debian_apt_init "$apt_dir" sid
-
-machine_keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-first_keyring="${PUSHRELAY_RECEIVERS_KEYRING:-$machine_keyring}"
-fresh_keyring="$apt_dir/keyrings/debian-archive-keyring.gpg"
-
-# Verified setup, in order of preference:
-#  1. sid signed by a key the machine already trusts;
-#  2. sid signed by a newer key, taken from the debian-archive-keyring package of a suite that the
-#     machine's keyring does verify (stable, then testing): still a verified chain of trust;
-#  3. last resort, see below.
-sid_ready=0
-if [ -f "$fresh_keyring" ]; then
-    write_sources sid "signed-by=$fresh_keyring"
-    apt_update && sid_ready=1
-fi
-if [ "$sid_ready" -eq 0 ]; then
-    [ -f "$first_keyring" ] || die "keyring $first_keyring not found (package debian-archive-keyring)"
-    write_sources sid "signed-by=$first_keyring"
-    apt_update && sid_ready=1
-fi
-if [ "$sid_ready" -eq 0 ] && [ -f "$machine_keyring" ]; then
-    say "sid did not verify with $first_keyring; fetching a newer debian-archive-keyring through a suite that does"
-    for bridge in stable testing; do
-        write_sources "$bridge" "signed-by=$machine_keyring"
-        apt_update || continue
-        tmp_kr=$(mktemp -d "$work_dir/keyring.XXXXXX")
-        apt_download debian-archive-keyring "$tmp_kr"
-        dpkg -x "$tmp_kr"/debian-archive-keyring_*.deb "$tmp_kr/root"
-        if [ -f "$tmp_kr/root/usr/share/keyrings/debian-archive-keyring.gpg" ]; then
-            cp "$tmp_kr/root/usr/share/keyrings/debian-archive-keyring.gpg" "$fresh_keyring"
-        fi
-        rm -rf "$tmp_kr"
-        [ -f "$fresh_keyring" ] || continue
-        write_sources sid "signed-by=$fresh_keyring"
-        if apt_update; then
-            sid_ready=1
-            break
-        fi
-    done
-fi
-if [ "$sid_ready" -eq 0 ]; then
-    # Last resort, reached only when sid answered but no keyring available here verifies its
-    # signature (not on network errors, which stop the script above): [trusted=yes] turns signature
-    # checking off for this private source only. The binaries are only run by tests, on loopback.
-    say "WARNING: could not verify sid's signature with any available keyring; fetching WITHOUT signature verification ([trusted=yes])"
-    write_sources sid "trusted=yes"
-    apt_update || die "cannot read the package lists of sid"
-fi
+# --- Private apt state for sid (scripts/lib/private-apt.sh) ---------------------------------------
+# shellcheck source=lib/private-apt.sh
+source "$repo_root/scripts/lib/private-apt.sh"
+private_apt_setup "$apt_dir" sid
 
 # --- Download and unpack ---------------------------------------------------------------------------
 declare -A want_prefix=([prometheus]="$want_prometheus" [promtool]="$want_prometheus" [prometheus-pushgateway]="$want_pushgateway" [victoria-metrics]="")

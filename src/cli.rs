@@ -15,7 +15,7 @@ use crate::{relay, report};
 #[derive(Parser, Debug)]
 #[command(
     name = "pushrelay",
-    version,
+    version = crate::build_info::VERSION_LINE,
     about = "Polls metrics where nobody can scrape them and pushes them to Prometheus remote-write or a Pushgateway."
 )]
 pub struct Cli {

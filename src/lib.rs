@@ -15,12 +15,13 @@
 //! - [`wire`]: remote-write protobuf + snappy, Pushgateway paths.
 //! - [`http`]: client construction, response classification, a tiny server.
 //! - [`self_metrics`]: the relay's own `pushrelay_*` metrics; [`status`]: the status page and
-//!   readiness.
+//!   readiness; [`build_info`]: version, commit, target.
 //! - [`clock`]: tokio's clock for deadlines, one injectable wall clock for sample times.
-//! - [`cli`] and [`demo`]: the command line ([`report`]: its tables; [`signals`]: SIGTERM);
-//!   [`sim`]: simulated upstreams and receiver.
+//! - [`cli`] and [`demo`]: the command line ([`report`]: its tables; [`signals`]: SIGTERM,
+//!   SIGHUP); [`sim`]: simulated upstreams and receiver.
 
 pub mod buffer;
+pub mod build_info;
 pub mod cli;
 pub mod clock;
 pub mod config;

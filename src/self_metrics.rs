@@ -293,9 +293,11 @@ impl SelfMetrics {
             let mut build = Family::new(
                 "pushrelay_build_info",
                 MetricType::Gauge,
-                "Always 1; the version of the running relay.",
+                "Always 1; the version, git commit, target and features of the running relay.",
             );
-            build.push(one("version", env!("CARGO_PKG_VERSION")), 1.0);
+            let build_labels =
+                Labels::from_pairs(crate::build_info::labels()).expect("constant label names");
+            build.push(build_labels, 1.0);
             let mut reload_ok = Family::new(
                 "pushrelay_config_last_reload_successful",
                 MetricType::Gauge,

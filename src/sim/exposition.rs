@@ -131,14 +131,15 @@ pub fn render(secs: f64, poll: u64, devices: usize) -> String {
 /// Serves the simulated exporter at `GET /metrics` until `cancel` fires.
 pub async fn serve_exposition(listener: TcpListener, cancel: CancellationToken, devices: usize) {
     let start = Instant::now();
-    let polls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    // AtomicUsize, not AtomicU64: 32-bit mips and armv6 have no 64-bit atomics.
+    let polls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     serve(listener, cancel, move |req| {
         let polls = polls.clone();
         async move {
             if req.uri().path() != "/metrics" {
                 return response(404, "text/plain", "not found\n");
             }
-            let poll = polls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let poll = polls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as u64;
             let body = render(start.elapsed().as_secs_f64(), poll, devices);
             response(200, "text/plain; version=0.0.4; charset=utf-8", body)
         }
