@@ -171,9 +171,17 @@ stop_daemon() {
     [ "\$rc" -eq 0 ] || fail "the service exited \$rc on SIGTERM"
 }
 # systemd: enable links the unit inside the root (the real systemctl --root); start runs the
-# unit's ExecStart with its LoadCredential copy of the config, as systemd would.
+# unit's ExecStartPre copy of the config into the state directory and its ExecStart, as systemd
+# would; reload copies again and sends SIGHUP, as its ExecReload does.
+# The unit's ExecStartPre/ExecReload copy of /etc/pushrelay/pushrelay.toml into the state dir.
+copy_config() {
+    local unit="\$root/etc/systemd/system/pushrelay.service"
+    command grep -q "^ExecStartPre=+.*install -m 0600 .* /etc/pushrelay/pushrelay.toml /var/lib/pushrelay/pushrelay.toml" "\$unit" || fail "the unit's config copy changed; update this test"
+    mkdir -p "\$root/var/lib/pushrelay"
+    install -m 0600 "\$root/etc/pushrelay/pushrelay.toml" "\$root/var/lib/pushrelay/pushrelay.toml"
+}
 systemctl() {
-    local unit="\$root/etc/systemd/system/pushrelay.service" exec creds
+    local unit="\$root/etc/systemd/system/pushrelay.service" exec
     case "\$*" in
     "enable --now pushrelay" | "restart pushrelay")
         if [ "\$1" = enable ]; then
@@ -181,14 +189,15 @@ systemctl() {
             [ -L "\$root/etc/systemd/system/multi-user.target.wants/pushrelay.service" ] || fail "the unit was not enabled"
         fi
         stop_daemon
-        command grep -qxF 'LoadCredential=pushrelay.toml:/etc/pushrelay/pushrelay.toml' "\$unit" || fail "the unit's LoadCredential changed; update this test"
-        creds="$tmp/credentials"
-        mkdir -p "\$creds"
-        cp "\$root/etc/pushrelay/pushrelay.toml" "\$creds/pushrelay.toml"
+        copy_config
         exec=\$(sed -n 's/^ExecStart=//p' "\$unit")
-        exec=\${exec//'\${CREDENTIALS_DIRECTORY}'/\$creds}
         # shellcheck disable=SC2086
-        start_daemon "\$root"\$exec
+        rooted_args \$exec
+        start_daemon "\${rooted[@]}"
+        ;;
+    "reload pushrelay")
+        copy_config
+        kill -HUP "\$(cat "\$daemon_pid_file")"
         ;;
     *) fail "systemctl \$*: not a command the README should need" ;;
     esac
