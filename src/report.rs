@@ -99,6 +99,40 @@ pub fn format_value(v: f64) -> String {
     }
 }
 
+/// An aligned text table with a two-space indent: `header` then `rows`, or `empty` when there
+/// are no rows (the sources' `check` tables).
+pub fn aligned_table<const N: usize>(
+    header: [&str; N],
+    rows: &[[String; N]],
+    empty: &str,
+) -> String {
+    use std::fmt::Write as _;
+    let mut width = header.map(str::len);
+    for r in rows {
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut o = String::new();
+    let line = |o: &mut String, cells: &[&str]| {
+        o.push(' ');
+        for (c, w) in cells.iter().zip(width) {
+            let _ = write!(o, " {c:<w$} ");
+        }
+        let trimmed = o.trim_end().len();
+        o.truncate(trimmed);
+        o.push('\n');
+    };
+    line(&mut o, &header);
+    for r in rows {
+        line(&mut o, &r.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+    if rows.is_empty() {
+        let _ = writeln!(o, "  {empty}");
+    }
+    o
+}
+
 /// Writes command output to standard output. A closed pipe (`pushrelay demo | head`) ends the
 /// process quietly with success, as Unix tools do, instead of a panic (an abort in release
 /// builds); other write errors are ignored (there is nowhere left to say them).

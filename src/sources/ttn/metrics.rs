@@ -2,7 +2,6 @@
 //! `pushrelay check` table.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 
 use super::api::{GatewayInfo, Location, Stats};
 use crate::model::{Family, Labels, MetricType};
@@ -326,29 +325,7 @@ pub fn check_table(views: &[GatewayView], now: f64) -> String {
             duty,
         ]);
     }
-    let mut width = header.map(str::len);
-    for r in &rows {
-        for (w, c) in width.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let mut o = String::new();
-    let line = |o: &mut String, cells: &[&str]| {
-        o.push(' ');
-        for (c, w) in cells.iter().zip(width) {
-            let _ = write!(o, " {c:<w$} ");
-        }
-        let trimmed = o.trim_end().len();
-        o.truncate(trimmed);
-        o.push('\n');
-    };
-    line(&mut o, &header);
-    for r in &rows {
-        line(&mut o, &r.iter().map(String::as_str).collect::<Vec<_>>());
-    }
-    if rows.is_empty() {
-        o.push_str("  (no gateways)\n");
-    }
+    let mut o = crate::report::aligned_table(header, &rows, "(no gateways)");
     o.push('\n');
     o
 }
