@@ -49,11 +49,11 @@ grep -qxF "  pushrelay check --config /etc/pushrelay/pushrelay.toml" <<<"$out" |
 grep -qxF "  systemctl enable --now pushrelay" <<<"$out" || fail "install.sh did not print the enable command: $out"
 ok "systemd install: binary 0755, unit 0644, config 0640, next two commands printed"
 
-# The installed unit, verified by systemd against the root: the unit directories and /bin/kill
-# (ExecReload) must be there as on a real system.
+# The installed unit, verified by systemd against the root: the unit directories and /bin/sh
+# (ExecStartPre= and ExecReload= copy the config with it) must be there as on a real system.
 mkdir -p "$root/usr/lib/systemd" "$root/bin"
 cp -a "$systemd_units" "$root/usr/lib/systemd/"
-cp "$(type -P kill)" "$root/bin/kill"
+cp "$(readlink -f /bin/sh)" "$root/bin/sh"
 verify_out=$("$analyze" verify --root="$root" pushrelay.service 2>&1) || fail "systemd-analyze verify failed: $verify_out"
 [ -z "$verify_out" ] || fail "systemd-analyze verify complained: $verify_out"
 # The same check does catch a bad unit (it warns and exits 0 on an unparsable value).
