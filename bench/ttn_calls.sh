@@ -4,4 +4,4 @@
 # polls 100 simulated gateways every 2 s. Takes a release build (a few minutes) plus ~1 minute.
 set -eu
 cd "$(dirname "$0")/.."
-exec cargo test --release --test ttn -- --ignored --nocapture bench_api_calls_and_rss
+exec cargo test --release --test integration -- --ignored --nocapture ttn::bench_api_calls_and_rss

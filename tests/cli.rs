@@ -1,9 +1,9 @@
 //! The `pushrelay` binary as a user runs it: exit codes, error messages, redaction, `once`,
 //! `print`, `check`, `demo`, a clean exit on SIGTERM, `/metrics`, and secrets that never reach logs.
 
-mod support;
+use crate::support;
+use crate::support::write_config;
 
-use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,15 +15,6 @@ const TOKEN: &str = "glc_tokenTOKENtoken";
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_pushrelay"))
-}
-
-fn write_config(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
-    let p = dir.path().join("pushrelay.toml");
-    std::fs::File::create(&p)
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    p
 }
 
 /// Runs the binary with the secret in the environment; returns its output.

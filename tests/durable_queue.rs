@@ -13,8 +13,13 @@
 //! fsync gets the documented allowance. VictoriaMetrics keeps repeated samples, so it shows
 //! duplicates; Prometheus absorbs an identical resend (it answers 204) but refuses out-of-order
 //! samples, which would show as loss and as `pushrelay_samples_dropped_total{reason="rejected"}`.
+//!
+//! The default `cargo test` runs one test per failure class (outage per receiver, SIGTERM, SIGKILL,
+//! max_age, a refused batch); the twins and the real-process variants of the queue's unit tests are
+//! `#[ignore]`d as slow and run by `scripts/test.sh` with `--ignored`.
 
-mod support;
+use crate::support;
+use crate::support::now_ms;
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
@@ -23,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use pushrelay::model::Family;
 use pushrelay::wire::proto::WriteRequest;
@@ -39,13 +44,6 @@ const SINK: &str = "rw";
 const PATIENCE: Duration = Duration::from_secs(25);
 /// How much of each relay run's log is shown when a test fails.
 const LOG_TAIL: usize = 12_000;
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the clock is after 1970")
-        .as_millis() as i64
-}
 
 /// Polls `f` every 100 ms until it returns `Some`; panics naming `what` after `timeout`.
 async fn eventually<F, Fut, T>(what: &str, timeout: Duration, mut f: F) -> T
@@ -856,6 +854,7 @@ async fn sigterm_during_outage_then_restart_loses_nothing_victoria_metrics() {
 }
 
 #[tokio::test]
+#[ignore = "slow: the Prometheus twin of the VictoriaMetrics SIGTERM test"]
 async fn sigterm_during_outage_then_restart_loses_nothing_prometheus() {
     sigterm_during_outage(Kind::Prometheus).await;
 }
@@ -914,6 +913,7 @@ async fn sigkill_during_outage(fsync_always: bool) {
 }
 
 #[tokio::test]
+#[ignore = "slow: the fsync = always twin of the default SIGKILL test"]
 async fn sigkill_during_outage_with_fsync_always_loses_nothing() {
     sigkill_during_outage(true).await;
 }
@@ -1095,11 +1095,13 @@ async fn corrupt_queue(damage: Damage) {
 }
 
 #[tokio::test]
+#[ignore = "slow: real-process variant of buffer::disk::tests::torn_tail_is_cut_counted_and_the_rest_delivered"]
 async fn a_torn_last_record_is_cut_off_and_the_rest_delivered() {
     corrupt_queue(Damage::TornTail).await;
 }
 
 #[tokio::test]
+#[ignore = "slow: real-process variant of buffer::disk::tests::flipped_byte_loses_only_its_record"]
 async fn a_flipped_byte_loses_only_its_record() {
     corrupt_queue(Damage::FlippedByte).await;
 }
@@ -1126,6 +1128,7 @@ fn many_series(n: usize) -> String {
 }
 
 #[tokio::test]
+#[ignore = "slow: limits::queue_is_bounded_and_drops_oldest_while_receiver_is_down covers the class"]
 async fn max_bytes_drops_the_oldest_and_bounds_the_disk() {
     const MAX_BYTES: u64 = 64 << 10;
     let mut rx = Receiver::victoria_metrics().await;

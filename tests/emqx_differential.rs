@@ -3,7 +3,8 @@
 //! simulated EMQX; their `emqx_client_monitor_*` families, label sets and values must match,
 //! except for the differences listed (and explained in docs/emqx.md).
 
-mod support;
+use crate::support;
+use crate::support::free_port;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -78,14 +79,6 @@ async fn scrape(url: &str) -> Option<String> {
     let r = reqwest::get(url).await.ok()?;
     r.status().is_success().then_some(())?;
     r.text().await.ok()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn pushrelay_print(config: &std::path::Path) -> String {

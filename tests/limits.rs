@@ -2,7 +2,7 @@
 //! Assertions are upper bounds on what may arrive in a window, so a slow machine cannot make
 //! them fail (it only sends less).
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -4,7 +4,8 @@
 //! reboots, the month-boundary usage reset, cell changes with stale markers and a counter that
 //! survives a restart, and login models whose token expires.
 
-mod support;
+use crate::support;
+use crate::support::{now, write_config};
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -16,13 +17,6 @@ use support::fakes::start_relay;
 use support::receivers::{wait_for, Receiver};
 
 const KEY: &str = "KSDHSDFOGQ5WERYTUIQWERTYUISDFG1HJZXCVCXBN2GDSMNDHKVKFsVBNf";
-
-fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
 
 fn hh41() -> Auth {
     Auth::Hh41 { key: KEY.into() }
@@ -45,12 +39,6 @@ fn config(state_dir: &Path, sources: &str, rw_url: Option<&str>) -> String {
         ));
     }
     c
-}
-
-fn write_config(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
-    let p = dir.path().join("pushrelay.toml");
-    std::fs::write(&p, text).unwrap();
-    p
 }
 
 /// Runs the binary to completion without blocking the runtime that serves the router.

@@ -3,7 +3,8 @@
 //! replaced by concrete values) and must return data; the template variable must list the
 //! router; the signal panels must colour the quality bands from upstream-apis.md.
 
-mod support;
+use crate::support;
+use crate::support::now;
 
 use std::time::Duration;
 
@@ -13,13 +14,6 @@ use support::fakes::start_relay;
 use support::receivers::{wait_for, Receiver};
 
 const KEY: &str = "dashboard-test-key";
-
-fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
 
 fn dashboard() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/grafana/linkhub.json");

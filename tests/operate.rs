@@ -3,31 +3,17 @@
 //! are rebuilt, removed ones stopped, new ones started, a bad file refused), readiness that
 //! tells the truth, and the status page (rendered in headless Chromium).
 
-mod support;
+use crate::support;
+use crate::support::{free_port, now};
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use support::fakes::Exporter;
 use support::receivers::{wait_for, Receiver};
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A daemon whose config file the test rewrites, with its stderr collected.
 struct Daemon {

@@ -1,7 +1,7 @@
 //! The Pushgateway sink against a real Pushgateway: one group per source, labels kept, no
 //! timestamps, a failing source does not wipe another, latest state only, delete on shutdown.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -5,9 +5,10 @@
 //!
 //! Needs `scripts/fetch-receivers.sh` to have been run.
 
-mod support;
+use crate::support;
+use crate::support::now_ms;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -138,13 +139,6 @@ async fn remote_write(url: &str, version: Rw, protobuf: &[u8]) -> RwAnswer {
         samples_written,
         body,
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_millis() as i64
 }
 
 /// A recent timestamp with a non-zero millisecond part, to prove millisecond precision.

@@ -2,20 +2,14 @@
 //! test. Proves exact values, labels and timestamps arrive, stale markers work, broken targets
 //! report `up 0`, 5xx is retried without loss and a 400 batch is never resent.
 
-mod support;
+use crate::support;
+use crate::support::now;
 
 use std::time::Duration;
 
 use serde_json::Value;
 use support::fakes::{start_relay, Exporter, FaultProxy};
 use support::receivers::{wait_for, Receiver};
-
-fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
 
 fn config(source_url: &str, rw_url: &str) -> String {
     format!(

@@ -20,7 +20,7 @@
 //! text 0.0.4), `[[metric_relabel_configs]]` and optionally other scrape options
 //! (`honor_labels`, `honor_timestamps`, the limits), given to both sides unchanged.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

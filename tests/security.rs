@@ -2,8 +2,6 @@
 //! secrets followed through redirects or to hosts named by API data, the `listen` server
 //! flooded, secrets in URLs, config errors and files, settings that leak, start-up refusals.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -23,8 +21,7 @@ fn bin() -> Command {
 }
 
 fn write_config(dir: &Path, text: &str) -> PathBuf {
-    let p = dir.join("pushrelay.toml");
-    std::fs::write(&p, text).unwrap();
+    let p = crate::support::write_config(dir, text);
     // Private by default here; the test about readable files loosens it itself.
     set_mode(&p, 0o600);
     p

@@ -5,12 +5,13 @@
 //! restart, `connected` follows, last-seen survives a relay restart). Also the alert rules
 //! (`examples/alerts/ttn.yml`), checked by promtool and evaluated on what the relay pushed.
 
-mod support;
+use crate::support;
+use crate::support::now;
 
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use pushrelay::model::Family;
 use pushrelay::sim::ttn::{BatchMode, Link, ListMode, SimGateway, TtnSim};
@@ -21,13 +22,6 @@ use support::receivers::{binary_path, wait_for, Receiver};
 use tokio_util::sync::CancellationToken;
 
 const KEY: &str = "NNSXS.TESTKEY.SECRETPARTDONOTLOG";
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
 
 fn source_toml(sim: &TtnSim, extra: &str) -> String {
     format!(

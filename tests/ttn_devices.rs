@@ -9,7 +9,8 @@
 //! log line and `up 0`. The alert rules pass `promtool check rules` and `promtool test rules`,
 //! and their expressions select the right devices on the real data.
 
-mod support;
+use crate::support;
+use crate::support::now;
 
 use std::io::Write;
 use std::path::Path;
@@ -25,13 +26,6 @@ use support::receivers::{binary_path, wait_for, Receiver};
 
 const APP: &str = "app1@ttn";
 const KEY: &str = "NNSXS.TESTAPPKEY.SECRETPARTDONOTLOG";
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
 
 /// Captures this thread's log lines (the tests run on a current-thread runtime).
 fn capture_logs() -> (Arc<Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {

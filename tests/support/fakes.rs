@@ -200,9 +200,10 @@ pub fn start_relay(
 ) {
     let mut cfg = pushrelay::config::parse(config_toml, "test.toml", &|k| std::env::var(k).ok())
         .unwrap_or_else(|e| panic!("{e}"));
-    if !config_toml.contains("state_dir") {
-        // Each relay gets its own queue directory (kept until the process ends).
-        cfg.relay.state_dir = tempfile::tempdir().unwrap().keep();
+    // Each relay without a `state_dir` gets its own, removed when the relay ends.
+    let own_dir = (!config_toml.contains("state_dir")).then(|| tempfile::tempdir().unwrap());
+    if let Some(dir) = &own_dir {
+        cfg.relay.state_dir = dir.path().to_path_buf();
     }
     let cancel = CancellationToken::new();
     let metrics = Arc::new(pushrelay::self_metrics::SelfMetrics::default());
@@ -210,6 +211,11 @@ pub fn start_relay(
         metrics: metrics.clone(),
         ..Default::default()
     };
-    let h = tokio::spawn(pushrelay::relay::run_with(cfg, cancel.clone(), env));
+    let run = pushrelay::relay::run_with(cfg, cancel.clone(), env);
+    let h = tokio::spawn(async move {
+        let result = run.await;
+        drop(own_dir);
+        result
+    });
     (cancel, h, metrics)
 }

@@ -1,8 +1,43 @@
-//! Shared helpers for the integration tests (`mod support;` in a test file).
+//! Shared helpers for the integration tests (`mod support;` in tests/main.rs and in
+//! tests/release_binary.rs): receivers, fakes, mosquitto, and the small helpers below.
 //!
-//! Each test binary uses only part of it, hence the `dead_code` allowance.
+//! release_binary uses only part of it, hence the `dead_code` allowance.
 #![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 pub mod fakes;
 pub mod mosquitto;
 pub mod receivers;
+
+/// Wall-clock seconds since the Unix epoch (what Prometheus's query API speaks).
+pub fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs_f64()
+}
+
+/// Wall-clock milliseconds since the Unix epoch (what sample timestamps are).
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_millis() as i64
+}
+
+/// A port that was free on 127.0.0.1 a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// Writes `text` as `pushrelay.toml` in `dir` and returns its path.
+pub fn write_config(dir: impl AsRef<Path>, text: &str) -> PathBuf {
+    let p = dir.as_ref().join("pushrelay.toml");
+    std::fs::write(&p, text).expect("the config file is written");
+    p
+}

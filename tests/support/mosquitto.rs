@@ -4,7 +4,7 @@
 //! rights, a plain listener and a TLS listener whose certificate is signed by a test CA made
 //! here with rcgen. A missing mosquitto is a test failure, never a skip.
 
-use std::net::TcpListener;
+use super::free_port;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -42,14 +42,6 @@ fn lib_path(root: &Path) -> String {
     }
     dirs.push(root.join("usr/lib").display().to_string());
     dirs.join(":")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A running mosquitto; killed when dropped.

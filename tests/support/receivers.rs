@@ -11,10 +11,10 @@
 //! let result = prom.query("up", now_secs).await;
 //! ```
 
+use super::free_port;
 use std::fs::{self, File};
 use std::future::Future;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -583,12 +583,6 @@ where
 /// Seconds for a query parameter, with millisecond precision.
 fn secs(t: f64) -> String {
     format!("{t:.3}")
-}
-
-/// A port that was free a moment ago on 127.0.0.1.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local address").port()
 }
 
 /// Whether process `pid` holds the socket listening on 127.0.0.1:`port` (Linux `/proc`; true
