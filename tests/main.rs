@@ -17,6 +17,7 @@ mod linkhub;
 mod linkhub_dashboard;
 mod operate;
 mod pushgateway;
+mod readme;
 mod receivers_smoke;
 mod remote_write;
 mod scrape_compat;
