@@ -19,22 +19,19 @@
 //! `#[ignore]`d as slow and run by `scripts/test.sh` with `--ignored`.
 
 use crate::support;
+use crate::support::daemon::RelayProcess;
 use crate::support::now_ms;
 
 use std::collections::BTreeSet;
-use std::fs::{self, File, OpenOptions};
-use std::net::SocketAddr;
+use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pushrelay::model::Family;
 use pushrelay::wire::proto::WriteRequest;
 use support::fakes::{Exporter, FaultProxy};
 use support::receivers::{Kind, Receiver};
-use tempfile::TempDir;
 
 /// The exporter's body in most tests: series `a` is the one counted.
 const BODY: &str = "a 1\nb 2\n";
@@ -42,8 +39,6 @@ const BODY: &str = "a 1\nb 2\n";
 const SINK: &str = "rw";
 /// How long the tests wait for something that should take a few seconds at most.
 const PATIENCE: Duration = Duration::from_secs(25);
-/// How much of each relay run's log is shown when a test fails.
-const LOG_TAIL: usize = 12_000;
 
 /// Polls `f` every 100 ms until it returns `Some`; panics naming `what` after `timeout`.
 async fn eventually<F, Fut, T>(what: &str, timeout: Duration, mut f: F) -> T
@@ -94,30 +89,29 @@ async fn quiet_moment(exporter: &Exporter) {
 // ---------------------------------------------------------------------------------------------
 // The relay as a child process.
 
-/// One `pushrelay run` with its own state directory, config file, `/metrics` address and logs
-/// (one file per run). Killed when dropped; its logs are printed when a test fails.
+/// `pushrelay run` (see `support::daemon`) scraping one exporter into sink `rw`, with debug logs.
 struct Relay {
-    dir: TempDir,
-    config: PathBuf,
-    listen: SocketAddr,
-    child: Option<Child>,
-    /// Runs started so far; run `n` logs to `relay-<n>.log`.
-    runs: usize,
-    client: reqwest::Client,
+    process: RelayProcess,
+}
+
+impl std::ops::Deref for Relay {
+    type Target = RelayProcess;
+    fn deref(&self) -> &RelayProcess {
+        &self.process
+    }
+}
+
+impl std::ops::DerefMut for Relay {
+    fn deref_mut(&mut self) -> &mut RelayProcess {
+        &mut self.process
+    }
 }
 
 impl Relay {
     /// `buffer` is the sink's `buffer = {...}` line, or empty; `shutdown_timeout` a duration.
     fn new(source_url: &str, rw_url: &str, buffer: &str, shutdown_timeout: &str) -> Relay {
-        let dir = tempfile::Builder::new()
-            .prefix("pushrelay-durable-")
-            .tempdir()
-            .expect("create a temporary directory for the relay");
-        let listen = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("pick a port for /metrics");
-        let state = dir.path().join("state");
-        let text = format!(
+        let process = RelayProcess::new("pushrelay-durable-").with_args(&["--log-level", "debug"]);
+        process.write_config(&format!(
             r#"[relay]
 interval = "1s"
 state_dir = "{state}"
@@ -138,142 +132,31 @@ min_backoff = "100ms"
 max_backoff = "1s"
 {buffer}
 "#,
-            state = state.display()
-        );
-        let config = dir.path().join("pushrelay.toml");
-        fs::write(&config, text).expect("write the relay's config");
-        Relay {
-            dir,
-            config,
-            listen,
-            child: None,
-            runs: 0,
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(3))
-                .build()
-                .expect("build an HTTP client"),
-        }
+            state = process.state().display(),
+            listen = process.listen,
+        ));
+        Relay { process }
     }
 
     /// Where the sink's queue lives: `<state_dir>/<sink>/`.
     fn queue_dir(&self) -> PathBuf {
-        self.dir.path().join("state").join(SINK)
+        self.state().join(SINK)
     }
 
-    fn log_path(&self, run: usize) -> PathBuf {
-        self.dir.path().join(format!("relay-{run}.log"))
-    }
-
-    /// Starts a run and waits until `/metrics` answers.
-    async fn start(&mut self) {
-        assert!(self.child.is_none(), "the relay is already running");
-        self.runs += 1;
-        let log = File::create(self.log_path(self.runs)).expect("create the relay's log");
-        let child = Command::new(env!("CARGO_BIN_EXE_pushrelay"))
-            .args(["run", "--config"])
-            .arg(&self.config)
-            .args(["--log-level", "debug"])
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone the log handle"))
-            .stderr(log)
-            .spawn()
-            .expect("start the pushrelay binary");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child_mut().try_wait().expect("poll the relay") {
-                panic!(
-                    "the relay exited at start-up with {status}:\n{}",
-                    self.log(self.runs)
-                );
-            }
-            if self.families().await.is_some() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the relay's /metrics did not answer within 10 s:\n{}",
-                self.log(self.runs)
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn child_mut(&mut self) -> &mut Child {
-        self.child.as_mut().expect("the relay is running")
-    }
-
-    /// SIGTERM; waits for the exit, which must be status 0, and returns how long it took.
-    async fn terminate(&mut self) -> Duration {
-        let pid = self.child_mut().id().to_string();
-        let t0 = Instant::now();
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -TERM {pid} failed");
-        let status = loop {
-            if let Some(s) = self.child_mut().try_wait().expect("poll the relay") {
-                break s;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(30),
-                "the relay did not exit within 30 s of SIGTERM:\n{}",
-                self.log(self.runs)
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        self.child = None;
-        assert!(
-            status.success(),
-            "after SIGTERM the relay exited with {status}, not 0:\n{}",
-            self.log(self.runs)
-        );
-        t0.elapsed()
-    }
-
-    /// SIGKILL, and reap.
-    fn kill(&mut self) {
-        let mut child = self.child.take().expect("the relay is running");
-        child.kill().expect("SIGKILL the relay");
-        child.wait().expect("reap the relay");
-    }
-
-    /// The log of run `run` (1-based), without colour codes.
+    /// The log of run `run` (1-based).
     fn log(&self, run: usize) -> String {
-        let raw = fs::read(self.log_path(run)).unwrap_or_default();
-        strip_ansi(&String::from_utf8_lossy(&raw))
-    }
-
-    /// The relay's `/metrics`, parsed; `None` while it does not answer.
-    async fn families(&self) -> Option<Vec<Family>> {
-        let resp = self
-            .client
-            .get(format!("http://{}/metrics", self.listen))
-            .send()
-            .await
-            .ok()?;
-        if !resp.status().is_success() {
-            return None;
-        }
-        let text = resp.text().await.ok()?;
-        Some(pushrelay::expfmt::parse(&text).unwrap_or_else(|e| {
-            panic!("the relay's /metrics is not valid text format ({e:?}):\n{text}")
-        }))
+        self.run_log(run)
     }
 
     /// The value of series `name{sink="rw", extra...}` on `/metrics`, if present.
     async fn metric(&self, name: &str, extra: &[(&str, &str)]) -> Option<f64> {
-        let fams = self.families().await.expect("the relay's /metrics answers");
-        fams.iter()
-            .flat_map(|f| f.samples.iter())
-            .find(|s| {
-                s.name == name
-                    && s.labels.get("sink") == Some(SINK)
-                    && extra.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
-            })
-            .map(|s| s.value)
+        let mut labels = vec![("sink", SINK)];
+        labels.extend_from_slice(extra);
+        assert!(
+            self.metrics_text().await.is_some(),
+            "the relay's /metrics answers"
+        );
+        self.process.metric(name, &labels).await
     }
 
     /// `pushrelay_samples_dropped_total{reason}`, 0 when the series is absent.
@@ -285,16 +168,7 @@ max_backoff = "1s"
 
     /// Every `pushrelay_samples_dropped_total` series of the sink, as `reason=value`.
     async fn all_drops(&self) -> Vec<String> {
-        let fams = self.families().await.expect("the relay's /metrics answers");
-        fams.iter()
-            .flat_map(|f| f.samples.iter())
-            .filter(|s| {
-                s.name == "pushrelay_samples_dropped_total"
-                    && s.labels.get("sink") == Some(SINK)
-                    && s.value != 0.0
-            })
-            .map(|s| format!("{}={}", s.labels.get("reason").unwrap_or("?"), s.value))
-            .collect()
+        self.drops(SINK).await
     }
 
     /// Waits until the queue is empty (`pushrelay_queue_samples` 0).
@@ -304,55 +178,6 @@ max_backoff = "1s"
         })
         .await
     }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if std::thread::panicking() {
-            for run in 1..=self.runs {
-                // The HTTP client's connection pool chatter says nothing about the queue.
-                let log: String = self
-                    .log(run)
-                    .lines()
-                    .filter(|l| {
-                        !(l.contains(" DEBUG ")
-                            && [" idle connection for ", " connecting to ", " connected to "]
-                                .iter()
-                                .any(|c| l.contains(c)))
-                    })
-                    .map(|l| format!("{l}\n"))
-                    .collect();
-                let mut from = log.len().saturating_sub(LOG_TAIL);
-                while !log.is_char_boundary(from) {
-                    from += 1;
-                }
-                let tail = &log[from..];
-                eprintln!("----- relay run {run} log (last {LOG_TAIL} bytes) -----\n{tail}");
-            }
-        }
-    }
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // CSI: ESC [ ... final byte in @..~
-            for d in chars.by_ref() {
-                if ('@'..='~').contains(&d) && d != '[' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// The lines of a text-format log at level WARN or ERROR.
@@ -1035,7 +860,7 @@ async fn corrupt_queue(damage: Damage) {
     relay.wait_drained().await;
     wait_scrapes(&exporter, exporter.scrapes() + 2).await;
     relay.wait_drained().await;
-    let said = complaints(&relay.log(relay.runs));
+    let said = complaints(&relay.log(relay.runs()));
     assert_eq!(
         said.len(),
         1,

@@ -12,16 +12,16 @@
 //! and run by `scripts/test.sh` with `--ignored`.
 
 use crate::support;
+use crate::support::daemon::RelayProcess;
 use crate::support::now_ms;
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pushrelay::clock::WallClock;
 use pushrelay::http::server::{response, serve};
@@ -74,39 +74,32 @@ async fn more_scrapes(exporter: &Exporter, n: u64) {
 // ---------------------------------------------------------------------------------------------
 // The relay as a child process.
 
-/// `pushrelay run` on a config written here, with its own state directory, `/metrics` address
-/// and one log file per run. Killed when dropped; its logs are printed when a test fails.
+/// `pushrelay run` (see `support::daemon`) scraping one exporter every second into the sinks of
+/// a config written here.
 struct Daemon {
-    dir: TempDir,
-    config: PathBuf,
-    listen: SocketAddr,
+    process: RelayProcess,
     source_url: String,
-    child: Option<Child>,
-    runs: usize,
-    http: reqwest::Client,
+}
+
+impl std::ops::Deref for Daemon {
+    type Target = RelayProcess;
+    fn deref(&self) -> &RelayProcess {
+        &self.process
+    }
+}
+
+impl std::ops::DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut RelayProcess {
+        &mut self.process
+    }
 }
 
 impl Daemon {
     /// A relay scraping `source_url` every second into the sinks of `sinks` (TOML tables).
     fn new(source_url: &str, sinks: &str) -> Daemon {
-        let dir = tempfile::Builder::new()
-            .prefix("pushrelay-field-")
-            .tempdir()
-            .expect("create a temporary directory for the relay");
-        let listen = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("pick a port for /metrics");
         let d = Daemon {
-            config: dir.path().join("pushrelay.toml"),
-            dir,
-            listen,
+            process: RelayProcess::new("pushrelay-field-"),
             source_url: source_url.to_string(),
-            child: None,
-            runs: 0,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(3))
-                .build()
-                .expect("build an HTTP client"),
         };
         d.write_config(sinks);
         d
@@ -114,7 +107,7 @@ impl Daemon {
 
     /// Rewrites the config with other sinks (the state directory stays).
     fn write_config(&self, sinks: &str) {
-        let text = format!(
+        self.process.write_config(&format!(
             r#"[relay]
 interval = "1s"
 state_dir = "{state}"
@@ -130,12 +123,7 @@ url = "{url}"
             state = self.state().display(),
             listen = self.listen,
             url = self.source_url,
-        );
-        fs::write(&self.config, text).expect("write the relay's config");
-    }
-
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("state")
+        ));
     }
 
     /// The remote-write sink's queue directory.
@@ -143,129 +131,14 @@ url = "{url}"
         self.state().join("rw")
     }
 
-    fn log_path(&self, run: usize) -> PathBuf {
-        self.dir.path().join(format!("run-{run}.log"))
-    }
-
-    /// Starts a run and waits until `/metrics` answers.
-    async fn start(&mut self) {
-        assert!(self.child.is_none(), "the relay is already running");
-        self.runs += 1;
-        let log = File::create(self.log_path(self.runs)).expect("create the relay's log");
-        let child = Command::new(env!("CARGO_BIN_EXE_pushrelay"))
-            .args(["run", "--config"])
-            .arg(&self.config)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone the log handle"))
-            .stderr(log)
-            .spawn()
-            .expect("start the pushrelay binary");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while self.metrics_text().await.is_none() {
-            if let Some(s) = self.child_mut().try_wait().expect("poll the relay") {
-                panic!("the relay exited at start-up with {s}:\n{}", self.log());
-            }
-            assert!(Instant::now() < deadline, "no /metrics:\n{}", self.log());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn child_mut(&mut self) -> &mut Child {
-        self.child.as_mut().expect("the relay is running")
-    }
-
-    fn pid(&mut self) -> String {
-        self.child_mut().id().to_string()
-    }
-
-    fn signal(&mut self, sig: &str) {
-        let pid = self.pid();
-        let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &pid])
-            .status()
-            .expect("run kill");
-        assert!(ok.success(), "kill -{sig} {pid} failed");
-    }
-
-    /// Waits for the relay to exit (30 s at most) and returns its status.
-    async fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(s) = self.child_mut().try_wait().expect("poll the relay") {
-                self.child = None;
-                return s;
-            }
-            assert!(Instant::now() < deadline, "still running:\n{}", self.log());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
     /// SIGTERM; the exit status must be 0.
     async fn terminate(&mut self) {
-        self.signal("TERM");
-        let s = self.wait_exit().await;
-        assert!(s.success(), "after SIGTERM: {s}\n{}", self.log());
-    }
-
-    /// SIGKILL, and reap.
-    fn kill(&mut self) {
-        let mut c = self.child.take().expect("the relay is running");
-        c.kill().expect("SIGKILL the relay");
-        c.wait().expect("reap the relay");
-    }
-
-    /// Every run's log, in order.
-    fn log(&self) -> String {
-        (1..=self.runs)
-            .map(|r| fs::read_to_string(self.log_path(r)).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join("")
-    }
-
-    /// Log lines containing every one of `needles`.
-    fn lines_with(&self, needles: &[&str]) -> Vec<String> {
-        self.log()
-            .lines()
-            .filter(|l| needles.iter().all(|n| l.contains(n)))
-            .map(str::to_string)
-            .collect()
-    }
-
-    async fn metrics_text(&self) -> Option<String> {
-        let r = self
-            .http
-            .get(format!("http://{}/metrics", self.listen))
-            .send()
-            .await
-            .ok()?;
-        r.status().is_success().then_some(())?;
-        r.text().await.ok()
-    }
-
-    /// The value of `name{labels…}` on `/metrics` (the `sink` label is not implied).
-    async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        let text = self.metrics_text().await?;
-        let fams = pushrelay::expfmt::parse(&text).expect("valid /metrics");
-        value_of(&fams, name, labels)
+        self.process.terminate().await;
     }
 
     /// Waits until `name{labels}` satisfies `ok`.
     async fn wait_metric(&self, name: &str, labels: &[(&str, &str)], ok: impl Fn(f64) -> bool) {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if self.metric(name, labels).await.is_some_and(&ok) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{name}{labels:?} never got there (now {:?}):\n{}",
-                self.metric(name, labels).await,
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.process.wait_metric(name, labels, PATIENCE, ok).await
     }
 
     /// Waits until the remote-write queue is empty.
@@ -276,39 +149,8 @@ url = "{url}"
 
     /// Samples dropped by sink `rw`, by reason (non-zero ones), as `reason=value`.
     async fn drops(&self) -> Vec<String> {
-        let text = self.metrics_text().await.expect("/metrics answers");
-        pushrelay::expfmt::parse(&text)
-            .expect("valid /metrics")
-            .iter()
-            .flat_map(|f| &f.samples)
-            .filter(|s| s.name == "pushrelay_samples_dropped_total" && s.value > 0.0)
-            .map(|s| format!("{}={}", s.labels.get("reason").unwrap_or("?"), s.value))
-            .collect()
+        self.process.drops("rw").await
     }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if std::thread::panicking() {
-            let log = self.log();
-            let mut from = log.len().saturating_sub(16_000);
-            while !log.is_char_boundary(from) {
-                from += 1;
-            }
-            eprintln!("----- relay log (tail) -----\n{}", &log[from..]);
-        }
-    }
-}
-
-fn value_of(fams: &[pushrelay::model::Family], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    fams.iter()
-        .flat_map(|f| &f.samples)
-        .find(|s| s.name == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .map(|s| s.value)
 }
 
 // ---------------------------------------------------------------------------------------------

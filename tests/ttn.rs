@@ -7,10 +7,9 @@
 
 use crate::support;
 use crate::support::now;
+use crate::support::{capture_logs, logs};
 
-use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pushrelay::model::Family;
@@ -52,33 +51,6 @@ fn value_of(exposition: &str, series: &str) -> Option<f64> {
     exposition
         .lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
-/// Captures this thread's log lines (the tests run on a current-thread runtime).
-fn capture_logs() -> (Arc<Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {
-    #[derive(Clone)]
-    struct W(Arc<Mutex<Vec<u8>>>);
-    impl Write for W {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Arc::new(Mutex::new(Vec::new()));
-    let w = W(buf.clone());
-    let sub = tracing_subscriber::fmt()
-        .with_writer(move || w.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    (buf, tracing::subscriber::set_default(sub))
-}
-
-fn logs(buf: &Arc<Mutex<Vec<u8>>>) -> String {
-    String::from_utf8_lossy(&buf.lock().unwrap()).to_string()
 }
 
 /// Runs the real binary (off the runtime thread, so the simulator keeps answering).

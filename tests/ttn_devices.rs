@@ -11,10 +11,9 @@
 
 use crate::support;
 use crate::support::now;
+use crate::support::{capture_logs, logs};
 
-use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use pushrelay::sim::ttn_devices::{join_json, topic, uplink_json, Heard, UplinkSpec};
@@ -26,33 +25,6 @@ use support::receivers::{binary_path, wait_for, Receiver};
 
 const APP: &str = "app1@ttn";
 const KEY: &str = "NNSXS.TESTAPPKEY.SECRETPARTDONOTLOG";
-
-/// Captures this thread's log lines (the tests run on a current-thread runtime).
-fn capture_logs() -> (Arc<Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {
-    #[derive(Clone)]
-    struct W(Arc<Mutex<Vec<u8>>>);
-    impl Write for W {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Arc::new(Mutex::new(Vec::new()));
-    let w = W(buf.clone());
-    let sub = tracing_subscriber::fmt()
-        .with_writer(move || w.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    (buf, tracing::subscriber::set_default(sub))
-}
-
-fn logs(buf: &Arc<Mutex<Vec<u8>>>) -> String {
-    String::from_utf8_lossy(&buf.lock().unwrap()).to_string()
-}
 
 /// The simulated Application Server: publishes into mosquitto as user `stack`.
 struct Stack {

@@ -4,9 +4,12 @@
 //! release_binary uses only part of it, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub mod daemon;
 pub mod fakes;
 pub mod mosquitto;
 pub mod receivers;
@@ -40,4 +43,32 @@ pub fn write_config(dir: impl AsRef<Path>, text: &str) -> PathBuf {
     let p = dir.as_ref().join("pushrelay.toml");
     std::fs::write(&p, text).expect("the config file is written");
     p
+}
+
+/// Captures this thread's log lines (the tests run on a current-thread runtime) until the
+/// guard is dropped; `logs` reads them.
+pub fn capture_logs() -> (Arc<Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {
+    #[derive(Clone)]
+    struct W(Arc<Mutex<Vec<u8>>>);
+    impl Write for W {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let w = W(buf.clone());
+    let sub = tracing_subscriber::fmt()
+        .with_writer(move || w.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    (buf, tracing::subscriber::set_default(sub))
+}
+
+pub fn logs(buf: &Arc<Mutex<Vec<u8>>>) -> String {
+    String::from_utf8_lossy(&buf.lock().unwrap()).to_string()
 }
