@@ -6,6 +6,7 @@
 
 mod support;
 
+mod alerts;
 mod cli;
 mod durable_queue;
 mod emqx;

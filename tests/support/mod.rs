@@ -12,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub mod daemon;
 pub mod fakes;
 pub mod mosquitto;
+pub mod promtool;
 pub mod receivers;
 
 /// Wall-clock seconds since the Unix epoch (what Prometheus's query API speaks).
