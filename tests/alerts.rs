@@ -63,7 +63,10 @@ fn every_alert_unit_test_passes_promtool_test_rules() {
             .filter_map(|l| l.trim_start().strip_prefix("- alert: "))
         {
             let line = format!("alertname: {alert}\n");
-            let cases: Vec<&str> = text.split("- eval_time:").filter(|c| c.contains(&line)).collect();
+            let cases: Vec<&str> = text
+                .split("- eval_time:")
+                .filter(|c| c.contains(&line))
+                .collect();
             assert!(
                 cases.iter().any(|c| c.contains("exp_alerts: []")),
                 "{name}: no test where {alert} stays quiet"
