@@ -39,6 +39,9 @@ struct SinkStat {
     oldest_ms: Option<i64>,
     corruptions: u64,
     last_success: Option<f64>,
+    /// Bytes of requests sent and of answers received (HTTP/1.1 heads included).
+    sent_bytes: u64,
+    received_bytes: u64,
 }
 
 /// A sink's queue as the status page shows it.
@@ -85,6 +88,24 @@ impl SelfMetrics {
             let s = i.sinks.entry(sink.to_string()).or_default();
             *s.dropped.entry(reason.to_string()).or_default() += samples;
         });
+    }
+
+    /// Bytes one request took on the wire, and its answer (HTTP heads included).
+    pub fn wire_bytes(&self, sink: &str, sent: u64, received: u64) {
+        self.with(|i| {
+            let s = i.sinks.entry(sink.to_string()).or_default();
+            s.sent_bytes += sent;
+            s.received_bytes += received;
+        });
+    }
+
+    /// Bytes sent and received so far by the sink (see [`SelfMetrics::wire_bytes`]).
+    pub fn wire_bytes_total(&self, sink: &str) -> (u64, u64) {
+        self.with(|i| {
+            i.sinks
+                .get(sink)
+                .map_or((0, 0), |s| (s.sent_bytes, s.received_bytes))
+        })
     }
 
     pub fn retried(&self, sink: &str) {
@@ -259,6 +280,16 @@ impl SelfMetrics {
                 MetricType::Counter,
                 "Corrupt or torn records found in the sink's disk queue.",
             );
+            let mut sent_bytes = Family::new(
+                "pushrelay_sent_bytes_total",
+                MetricType::Counter,
+                "Bytes the sink sent to its receiver, HTTP headers included (TLS and TCP overhead not).",
+            );
+            let mut received_bytes = Family::new(
+                "pushrelay_received_bytes_total",
+                MetricType::Counter,
+                "Bytes of the receiver's answers, HTTP headers included (TLS and TCP overhead not).",
+            );
             let now = now_ms;
             for (name, s) in &i.sinks {
                 let l = one("sink", name);
@@ -286,6 +317,8 @@ impl SelfMetrics {
                         .unwrap_or(0.0),
                 );
                 corrupt.push(l.clone(), s.corruptions as f64);
+                sent_bytes.push(l.clone(), s.sent_bytes as f64);
+                received_bytes.push(l.clone(), s.received_bytes as f64);
                 if let Some(t) = s.last_success {
                     last.push(l, t);
                 }
@@ -313,8 +346,23 @@ impl SelfMetrics {
                 reload_at.push(Labels::new(), at);
             }
             [
-                up, dur, sent, dropped, retries, failures, queue, qbytes, qage, on_disk, corrupt,
-                last, build, reload_ok, reload_at,
+                up,
+                dur,
+                sent,
+                dropped,
+                retries,
+                failures,
+                queue,
+                qbytes,
+                qage,
+                on_disk,
+                corrupt,
+                last,
+                sent_bytes,
+                received_bytes,
+                build,
+                reload_ok,
+                reload_at,
             ]
             .into_iter()
             .filter(|f| !f.samples.is_empty())

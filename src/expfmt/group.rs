@@ -145,6 +145,8 @@ pub(crate) struct Grouper {
     series: HashMap<u64, usize>,
     seen: Vec<Seen>,
     hasher: RandomState,
+    /// Samples kept so far (what a `sample_limit` counts before relabelling).
+    kept: usize,
 }
 
 impl Grouper {
@@ -261,6 +263,7 @@ impl Grouper {
                             return;
                         }
                         self.seen[cur].last_ts = ts;
+                        self.kept += 1;
                         let fi = link.family;
                         self.families[fi].samples.push(Sample {
                             name: name.to_string(),
@@ -276,6 +279,7 @@ impl Grouper {
             }
         };
         let (fi, _) = self.route(name);
+        self.kept += 1;
         let family = &mut self.families[fi];
         self.seen.push(Seen {
             family: fi,
@@ -315,6 +319,11 @@ impl Grouper {
                 _ => true,
             }
         })
+    }
+
+    /// Samples kept so far.
+    pub fn kept(&self) -> usize {
+        self.kept
     }
 
     pub fn finish(self) -> Vec<Family> {

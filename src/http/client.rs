@@ -10,6 +10,11 @@ pub const USER_AGENT: &str = concat!("pushrelay/", env!("CARGO_PKG_VERSION"));
 
 /// One client per endpoint, so its connection is reused (keep-alive).
 pub fn build(cfg: &HttpConfig) -> anyhow::Result<reqwest::Client> {
+    Ok(builder(cfg)?.build()?)
+}
+
+/// [`build`]'s builder, for a caller that adjusts it (the remote-write sink turns off gzip).
+pub fn builder(cfg: &HttpConfig) -> anyhow::Result<reqwest::ClientBuilder> {
     let mut b = reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .connect_timeout(cfg.timeout.min(std::time::Duration::from_secs(10)))
@@ -41,7 +46,7 @@ pub fn build(cfg: &HttpConfig) -> anyhow::Result<reqwest::Client> {
         headers.insert(name, value);
     }
     b = b.default_headers(headers);
-    Ok(b.build()?)
+    Ok(b)
 }
 
 /// For a 3xx answer: where it pointed and what to do, for the error message. The target is
@@ -88,7 +93,9 @@ pub async fn read_limited(mut resp: reqwest::Response, limit: u64) -> Result<Vec
             ));
         }
     }
-    let mut out = Vec::new();
+    // The announced length (within the limit) is reserved at once, so the buffer never grows
+    // by doubling past what the body needs.
+    let mut out = Vec::with_capacity(resp.content_length().unwrap_or(0).min(limit) as usize);
     while let Some(chunk) = resp.chunk().await.map_err(|e| error_chain(&e))? {
         if out.len() as u64 + chunk.len() as u64 > limit {
             return Err(format!("body exceeds the limit of {limit} bytes"));

@@ -157,33 +157,90 @@ impl SendError {
 /// Sends a prepared request and classifies the answer (see [`classify`]); a 2xx whose body is
 /// an HTML page is no receiver's answer and is retried.
 pub async fn send_classified(req: reqwest::RequestBuilder) -> Result<(), SendError> {
-    let resp = req.send().await.map_err(|e| SendError::Retryable {
-        kind: Failure::Network,
-        reason: client::error_chain(&e.without_url()),
-        after: None,
-    })?;
+    send_inspected(req).await.0
+}
+
+/// A receiver's answer, for a sender that looks further than [`classify`] (the remote-write
+/// sink negotiates its protocol from it and counts the bytes it cost).
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    /// The body, up to 64 KiB.
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// What the answer took on the wire in HTTP/1.1: status line, headers, blank line and
+    /// body (TLS records and TCP/IP headers not included).
+    pub fn wire_bytes(&self) -> u64 {
+        let status_line =
+            "HTTP/1.1 200 \r\n".len() + self.status.canonical_reason().map_or(0, str::len);
+        (status_line + header_bytes(&self.headers) + 2 + self.body.len()) as u64
+    }
+}
+
+/// What `headers` take in an HTTP/1.1 head: `name: value\r\n` each.
+pub fn header_bytes(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + 2 + v.as_bytes().len() + 2)
+        .sum()
+}
+
+/// [`send_classified`], also returning the answer when there was one.
+pub async fn send_inspected(
+    req: reqwest::RequestBuilder,
+) -> (Result<(), SendError>, Option<Answer>) {
+    let resp = match req.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            let err = SendError::Retryable {
+                kind: Failure::Network,
+                reason: client::error_chain(&e.without_url()),
+                after: None,
+            };
+            return (Err(err), None);
+        }
+    };
     let status = resp.status();
     let headers = resp.headers().clone();
     let asked = resp.url().clone();
-    let location = headers
-        .get(LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .map(|l| match resp.url().join(l) {
-            Ok(u) => redact_url(&u),
-            Err(_) => l.to_string(),
-        });
-    let verdict = classify(status, &headers);
     let body = client::read_limited(resp, 64 << 10)
         .await
         .unwrap_or_default();
+    let result = classify_answer(status, &headers, &body, &asked);
+    let answer = Answer {
+        status,
+        headers,
+        body,
+    };
+    (result, Some(answer))
+}
+
+/// The outcome of an answer that came: [`classify`], then what only the body can tell.
+fn classify_answer(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    asked: &reqwest::Url,
+) -> Result<(), SendError> {
+    let location = headers
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|l| match asked.join(l) {
+            Ok(u) => redact_url(&u),
+            Err(_) => l.to_string(),
+        });
+    let verdict = classify(status, headers);
     let code = status.as_u16();
     match verdict {
-        Verdict::Ok if is_html(&headers, &body) => Err(SendError::Retryable {
+        Verdict::Ok if is_html(headers, body) => Err(SendError::Retryable {
             kind: Failure::Html,
             reason: format!(
                 "HTTP {code} with an HTML page, not a receiver's answer: the receiver answered \
                  with an HTML page; a captive portal or proxy? ({})",
-                body_excerpt(&body, 120)
+                body_excerpt(body, 120)
             ),
             after: None,
         }),
@@ -201,24 +258,24 @@ pub async fn send_classified(req: reqwest::RequestBuilder) -> Result<(), SendErr
             kind: Failure::Unauthorized,
             reason: format!(
                 "HTTP {code}: {}; check the sink's credentials (queued data is kept)",
-                body_excerpt(&body, 300)
+                body_excerpt(body, 300)
             ),
             after,
         }),
         Verdict::Retry(kind, after) => Err(SendError::Retryable {
             kind,
-            reason: format!("HTTP {code}: {}", body_excerpt(&body, 300)),
+            reason: format!("HTTP {code}: {}", body_excerpt(body, 300)),
             after,
         }),
         Verdict::Drop => Err(Undeliverable::Rejected {
             status: code,
-            body: match client::not_found_hint(&asked, code) {
+            body: match client::not_found_hint(asked, code) {
                 Some(hint) => format!(
                     "{} ({hint}{})",
-                    body_excerpt(&body, 1000),
-                    sink_path_hint(&asked)
+                    body_excerpt(body, 1000),
+                    sink_path_hint(asked)
                 ),
-                None => body_excerpt(&body, 1000),
+                None => body_excerpt(body, 1000),
             },
         }
         .into()),

@@ -30,7 +30,9 @@ use tokio_util::sync::CancellationToken;
 pub use config::{BufferConfig, RateLimit, RemoteWriteConfig};
 
 use super::health::{DropLog, OutageLog};
-use super::send::{retrying, send_classified, Backoff, Failure, SendError, Undeliverable};
+use super::send::{
+    header_bytes, retrying, send_inspected, Backoff, Failure, SendError, Undeliverable,
+};
 use super::{human, Sink, SinkConfig, SinkContext};
 use crate::buffer::{DiskQueue, DiskQueueOptions, Fsync, MemoryQueue, Queue};
 use crate::clock::WallClock;
@@ -133,7 +135,8 @@ impl RemoteWriteSink {
             )
         });
         Ok(RemoteWriteSink {
-            client: client::build(&cfg.http)?,
+            // Receivers answer with small bodies: `accept-encoding: gzip` would only cost bytes.
+            client: client::builder(&cfg.http)?.no_gzip().build()?,
             state: Mutex::new(State {
                 pending: BatchBuilder::new(),
                 pending_since: None,
@@ -457,7 +460,17 @@ impl RemoteWriteSink {
             .header(CONTENT_TYPE, rw::CONTENT_TYPE)
             .header(rw::VERSION_HEADER, rw::VERSION)
             .body(body);
-        send_classified(client::authorize(req, &self.cfg.http)).await
+        let req = client::authorize(req, &self.cfg.http);
+        let sent = match req.try_clone().map(|r| r.build()) {
+            Some(Ok(r)) => request_wire_bytes(&r, &self.cfg.http.headers),
+            _ => 0,
+        };
+        let (result, answer) = send_inspected(req).await;
+        if let Some(a) = &answer {
+            self.metrics
+                .wire_bytes(&self.cfg.name, sent, a.wire_bytes());
+        }
+        result
     }
 
     /// Seals the pending batch and sends the whole queue, retrying until `deadline`. Fails
@@ -499,6 +512,32 @@ impl RemoteWriteSink {
                 .unwrap_or_default()
         ))
     }
+}
+
+/// What a request takes on the wire in HTTP/1.1: request line, its headers, those reqwest adds
+/// when sending (`host`, `user-agent`, `accept`, `content-length`) and the body. TLS records
+/// and TCP/IP headers are not included.
+fn request_wire_bytes(r: &reqwest::Request, configured: &[(String, String)]) -> u64 {
+    let url = r.url();
+    let target = url.path().len() + url.query().map_or(0, |q| q.len() + 1);
+    let host =
+        url.host_str().map_or(0, str::len) + url.port().map_or(0, |p| p.to_string().len() + 1);
+    let body = r.body().and_then(|b| b.as_bytes()).map_or(0, <[u8]>::len);
+    let line = r.method().as_str().len() + 1 + target + " HTTP/1.1\r\n".len();
+    let mut added = "host: \r\n".len() + host;
+    added += "content-length: \r\n".len() + body.to_string().len();
+    if !r.headers().contains_key(reqwest::header::USER_AGENT) {
+        added += "user-agent: \r\n".len() + client::USER_AGENT.len();
+    }
+    if !r.headers().contains_key(reqwest::header::ACCEPT) {
+        added += "accept: */*\r\n".len();
+    }
+    for (k, v) in configured {
+        if !r.headers().contains_key(k.as_str()) {
+            added += k.len() + 2 + v.len() + 2;
+        }
+    }
+    (line + header_bytes(r.headers()) + added + 2 + body) as u64
 }
 
 /// Samples not admitted into a batch, by why.

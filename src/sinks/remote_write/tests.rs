@@ -283,3 +283,79 @@ async fn portal_pages_credentials_and_redirects_are_retried_not_dropped() {
     );
     assert!(dropped(&m).is_empty());
 }
+
+/// `pushrelay_sent_bytes_total` and `pushrelay_received_bytes_total` match what crossed the
+/// connection, byte for byte, and the request carries no header a receiver has no use for.
+#[tokio::test]
+async fn wire_bytes_are_counted_exactly_and_no_useless_header_is_sent() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/api/v1/write", l.local_addr().unwrap());
+    const ANSWER: &[u8] = b"HTTP/1.1 204 No Content\r\ndate: Wed, 02 Dec 2026 12:00:00 GMT\r\n\r\n";
+    let seen: Arc<Mutex<(usize, Vec<String>)>> = Arc::default();
+    let seen2 = seen.clone();
+    tokio::spawn(async move {
+        let (mut c, _) = l.accept().await.unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = c.read(&mut chunk).await.unwrap();
+            if n == 0 {
+                return;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .map(|v| v.trim().parse().unwrap())
+                    .unwrap_or(0);
+                if buf.len() < end + 4 + len {
+                    break;
+                }
+                {
+                    let mut s = seen2.lock().unwrap();
+                    s.0 += end + 4 + len;
+                    s.1 = head
+                        .lines()
+                        .skip(1)
+                        .map(|l| l.split(':').next().unwrap().to_string())
+                        .collect();
+                }
+                buf.drain(..end + 4 + len);
+                c.write_all(ANSWER).await.unwrap();
+            }
+        }
+    });
+    let clock = WallClock::system();
+    let (s, m) = sink(
+        &clock,
+        &url,
+        "headers = { \"X-Scope-OrgID\" = \"tenant-1\" }",
+    );
+    s.submit(snap(clock.now_ms(), &[("a", None), ("b", None)]));
+    assert_eq!(s.flush(Duration::from_secs(20)).await, Ok(2));
+    s.submit(snap(clock.now_ms() + 1000, &[("a", None)]));
+    assert_eq!(s.flush(Duration::from_secs(20)).await, Ok(1));
+    let (wire, names) = seen.lock().unwrap().clone();
+    assert_eq!(
+        m.wire_bytes_total("rw"),
+        (wire as u64, 2 * ANSWER.len() as u64)
+    );
+    let mut names = names;
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "accept", // reqwest's, which it offers no way to leave out
+            "content-encoding",
+            "content-length",
+            "content-type",
+            "host",
+            "user-agent",
+            "x-prometheus-remote-write-version",
+            "x-scope-orgid"
+        ]
+    );
+}
