@@ -8,6 +8,7 @@ mod support;
 
 mod alerts;
 mod cli;
+mod dashboards;
 mod durable_queue;
 mod emqx;
 mod emqx_differential;

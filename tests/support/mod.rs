@@ -11,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub mod daemon;
 pub mod fakes;
+pub mod grafana;
 pub mod mosquitto;
 pub mod promtool;
 pub mod receivers;
