@@ -17,6 +17,7 @@ mod field_faults;
 mod limits;
 mod linkhub;
 mod linkhub_dashboard;
+mod migrate;
 mod operate;
 mod pushgateway;
 mod readme;

@@ -40,6 +40,16 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The virtualenv with emqx-client-monitor 0.3.1 (`scripts/fetch-emqx-client-monitor.sh`;
+/// `PUSHRELAY_EMQX_MONITOR_VENV` overrides it).
+pub fn emqx_client_monitor_venv() -> PathBuf {
+    std::env::var_os("PUSHRELAY_EMQX_MONITOR_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".receivers/venv-emqx-client-monitor")
+        })
+}
+
 /// Writes `text` as `pushrelay.toml` in `dir` and returns its path.
 pub fn write_config(dir: impl AsRef<Path>, text: &str) -> PathBuf {
     let p = dir.as_ref().join("pushrelay.toml");
