@@ -111,6 +111,13 @@ pub struct InitArgs {
     /// remote_write or pushgateway.
     #[arg(long, default_value = "remote_write")]
     pub sink: String,
+    /// Write the configuration to this file instead of standard output (created 0640; an
+    /// existing file is kept unless --force).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Replace the --output file if it exists.
+    #[arg(long, requires = "output")]
+    pub force: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -296,7 +303,16 @@ async fn dispatch_inner(cmd: Command) -> Result<ExitCode, ExitCode> {
                 eprintln!("error: {e}");
                 ExitCode::from(2)
             })?;
-            write_stdout(&out)?;
+            match &a.output {
+                None => write_stdout(&out)?,
+                Some(path) => {
+                    write_config_file(path, &out, a.force)?;
+                    eprintln!(
+                        "wrote {p}; check it with: pushrelay check --config {p}",
+                        p = path.display()
+                    );
+                }
+            }
             ExitCode::SUCCESS
         }
         #[cfg(feature = "sim")]
@@ -323,6 +339,36 @@ async fn dispatch_inner(cmd: Command) -> Result<ExitCode, ExitCode> {
         Command::Demo(_) | Command::Sim { .. } => {
             eprintln!("error: this build has no simulator (built without the `sim` feature)");
             ExitCode::from(2)
+        }
+    })
+}
+
+/// Writes `init --output`'s file: created 0640 (a configuration may come to hold secrets), and
+/// an existing file is only replaced with `force`, so a working configuration is never lost to
+/// a mistyped path.
+fn write_config_file(path: &std::path::Path, text: &str, force: bool) -> Result<(), ExitCode> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true);
+    if force {
+        opts.create(true).truncate(true);
+    } else {
+        opts.create_new(true);
+    }
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o640);
+    let written = opts
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()));
+    written.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            eprintln!(
+                "error: {} exists; give --force to replace it",
+                path.display()
+            );
+            ExitCode::from(2)
+        } else {
+            failed(format!("cannot write {}: {e}", path.display()))
         }
     })
 }

@@ -216,3 +216,38 @@ fn init_prints_a_commented_config_that_parses_for_every_source_and_sink() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).1.contains("linkhub"), "{}", text(&o).1);
 }
+
+#[test]
+fn init_output_writes_a_private_file_and_keeps_an_existing_one_unless_forced() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pushrelay.toml");
+    let p = path.to_str().unwrap();
+    let o = pushrelay(&["init", "--source", "emqx", "--output", p], &[]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert!(
+        text(&o).1.contains("pushrelay check --config"),
+        "{}",
+        text(&o).1
+    );
+    let written = std::fs::read_to_string(&path).unwrap();
+    let printed = text(&pushrelay(&["init", "--source", "emqx"], &[])).0;
+    assert_eq!(
+        written, printed,
+        "--output writes what standard output shows"
+    );
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode & 0o007, 0, "others may not read it: {mode:o}");
+
+    // A second init does not replace it; --force does.
+    std::fs::write(&path, "# mine\n").unwrap();
+    let o = pushrelay(&["init", "--source", "ttn", "--output", p], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("--force"), "{}", text(&o).1);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "# mine\n");
+    let o = pushrelay(&["init", "--source", "ttn", "--output", p, "--force"], &[]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert!(std::fs::read_to_string(&path)
+        .unwrap()
+        .contains("type = \"ttn\""));
+}
