@@ -64,6 +64,14 @@ pub enum Action {
 }
 
 impl Action {
+    /// Whether the action can remove a series (so fewer samples leave relabelling than enter).
+    pub fn can_drop(self) -> bool {
+        matches!(
+            self,
+            Action::Keep | Action::Drop | Action::KeepEqual | Action::DropEqual
+        )
+    }
+
     fn from_text(s: &str) -> Option<Action> {
         Some(match s.to_ascii_lowercase().as_str() {
             "replace" => Action::Replace,

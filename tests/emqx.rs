@@ -681,3 +681,21 @@ async fn prometheus_sees_counters_that_never_go_back_across_reconnects_outages_a
     let reconnects = current(&prom, &format!("{P}_reconnects_total{{alias=\"Flaky\"}}")).await;
     assert_eq!(reconnects, Some(2.0));
 }
+
+/// A page larger than any real one (a server ignoring `limit`) is refused before it is read
+/// whole: the source is down with a message naming the limit, and the relay lives on.
+#[tokio::test]
+async fn an_oversized_page_is_refused_not_read() {
+    let sim = sim().await;
+    sim.set_page_limit_ignored(true);
+    for i in 0..4500 {
+        sim.add(SimClient::new(&format!(
+            "device-with-a-long-client-id-{i:05}"
+        )));
+    }
+    sim.tick();
+    let dir = tempfile::tempdir().unwrap();
+    let r = poll(&sim, dir.path(), "").await;
+    let e = r.error.expect("the oversized page is an error");
+    assert!(e.contains("exceeds the limit of 4194304 bytes"), "{e}");
+}

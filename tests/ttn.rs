@@ -17,7 +17,7 @@ use pushrelay::sim::ttn::{BatchMode, Link, ListMode, SimGateway, TtnSim};
 use pushrelay::sources::{BuildContext, Source};
 use serde_json::Value;
 use support::fakes::start_relay;
-use support::receivers::{binary_path, wait_for, Receiver};
+use support::receivers::{wait_for, Receiver};
 use tokio_util::sync::CancellationToken;
 
 const KEY: &str = "NNSXS.TESTKEY.SECRETPARTDONOTLOG";
@@ -747,16 +747,8 @@ async fn disconnect_reconnect_and_restart_against_prometheus() {
 
 #[test]
 fn alert_rules_pass_promtool() {
-    let promtool = binary_path("promtool");
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/alerts/ttn.yml");
-    let o = std::process::Command::new(promtool)
-        .args(["check", "rules"])
-        .arg(&rules)
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{out}");
-    assert!(out.contains("SUCCESS: 4 rules found"), "{out}");
+    support::promtool::check_rules(&rules, 4);
 }
 
 /// The README's benchmark note: API calls per cycle for N gateways (batch vs per-gateway),

@@ -20,8 +20,9 @@ use pushrelay::sim::ttn_devices::{join_json, topic, uplink_json, Heard, UplinkSp
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use serde_json::json;
 use support::fakes::start_relay;
+use support::grafana;
 use support::mosquitto::Mosquitto;
-use support::receivers::{binary_path, wait_for, Receiver};
+use support::receivers::{wait_for, Receiver};
 
 const APP: &str = "app1@ttn";
 const KEY: &str = "NNSXS.TESTAPPKEY.SECRETPARTDONOTLOG";
@@ -332,7 +333,7 @@ async fn counts_values_and_last_seen_exactly_through_prometheus_print_and_restar
         Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/alerts/ttn-devices.yml"),
     )
     .unwrap();
-    let exprs = yaml_exprs(&text);
+    let exprs = support::promtool::rule_exprs(&text);
     assert_eq!(exprs.len(), 4);
     assert_eq!(devices_of(&prom, &exprs[0]).await, ["feather-2"]);
     assert_eq!(devices_of(&prom, &exprs[1]).await, ["feather-1"]);
@@ -446,32 +447,6 @@ async fn counts_values_and_last_seen_exactly_through_prometheus_print_and_restar
     assert!(!out.contains(KEY) && !err.contains(KEY));
 }
 
-/// The `expr:` of every rule in an alert file (one-line and `|` block forms).
-fn yaml_exprs(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut lines = text.lines().peekable();
-    while let Some(l) = lines.next() {
-        let t = l.trim_start();
-        if let Some(e) = t.strip_prefix("expr: ") {
-            if e.trim() == "|" {
-                let indent = lines.peek().map_or(0, |n| n.len() - n.trim_start().len());
-                let mut block = Vec::new();
-                while let Some(n) = lines.peek() {
-                    if n.trim().is_empty() || n.len() - n.trim_start().len() < indent {
-                        break;
-                    }
-                    block.push(n.trim().to_string());
-                    lines.next();
-                }
-                out.push(block.join(" "));
-            } else {
-                out.push(e.to_string());
-            }
-        }
-    }
-    out
-}
-
 /// The simulator's built-in remote-write receiver: a `[[sink]]` table pointing at it, what it
 /// received, and the token that stops it.
 async fn built_in_receiver() -> (
@@ -577,18 +552,8 @@ async fn wrong_credentials_and_tls_fail_with_one_clear_line_and_up_0() {
 
 #[test]
 fn alert_rules_pass_promtool_check_and_test() {
-    let promtool = binary_path("promtool");
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/alerts/ttn-devices.yml");
-    let o = std::process::Command::new(&promtool)
-        .args(["check", "rules"])
-        .arg(&rules)
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
-    assert!(
-        o.status.success() && out.contains("SUCCESS: 4 rules found"),
-        "{out}"
-    );
+    support::promtool::check_rules(&rules, 4);
 
     // Series over two hours, one sample a minute: the alerts fire for the devices that deserve
     // them, at the right time, and stay quiet for the others.
@@ -699,47 +664,14 @@ tests:
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ttn-devices.test.yml");
     std::fs::write(&file, tests).unwrap();
-    let o = std::process::Command::new(&promtool)
-        .args(["test", "rules"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success() && out.contains("SUCCESS"), "{out}");
-}
-
-/// Every `expr` in a Grafana dashboard (panels, table targets, annotations).
-fn dashboard_exprs(v: &serde_json::Value, out: &mut Vec<String>) {
-    match v {
-        serde_json::Value::Object(m) => {
-            for (k, x) in m {
-                match (k.as_str(), x) {
-                    ("expr", serde_json::Value::String(s)) => out.push(s.clone()),
-                    _ => dashboard_exprs(x, out),
-                }
-            }
-        }
-        serde_json::Value::Array(a) => a.iter().for_each(|x| dashboard_exprs(x, out)),
-        _ => {}
-    }
+    support::promtool::test_rules(&file);
 }
 
 #[tokio::test]
 async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples/grafana/ttn-devices.json"
-    );
-    let d: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    assert_eq!(d["__inputs"][0]["name"], "DS_PROMETHEUS");
-    let text = d.to_string();
-    assert!(
-        !text.contains("\"uid\":\"${datasource}\""),
-        "every query uses the DS_PROMETHEUS input"
-    );
-    let mut exprs = Vec::new();
-    dashboard_exprs(&d, &mut exprs);
+    let d = grafana::load("ttn-devices");
+    grafana::assert_uses_ds_prometheus_input(&d);
+    let exprs = grafana::all_exprs(&d);
     assert!(exprs.len() >= 18, "{}", exprs.len());
 
     let m = Mosquitto::start(&[(APP, KEY)]);
@@ -784,10 +716,14 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     for e in &exprs {
-        let q = e
-            .replace("$application", ".+")
-            .replace("$device", ".+")
-            .replace("$job", "ttn-devices");
+        let q = grafana::concrete(
+            e,
+            &[
+                ("application", ".+"),
+                ("device", ".+"),
+                ("job", "ttn-devices"),
+            ],
+        );
         let r = prom.query(&q, now()).await;
         assert!(
             r.as_array().is_some_and(|a| !a.is_empty()),

@@ -145,6 +145,8 @@ pub(crate) struct Grouper {
     series: HashMap<u64, usize>,
     seen: Vec<Seen>,
     hasher: RandomState,
+    /// Samples kept so far (what a `sample_limit` counts before relabelling).
+    kept: usize,
 }
 
 impl Grouper {
@@ -162,8 +164,11 @@ impl Grouper {
             return i;
         }
         let i = self.families.len();
-        self.families
-            .push(Family::new(name, MetricType::Unknown, String::new()));
+        let mut family = Family::new(name, MetricType::Unknown, String::new());
+        // Room for exactly one sample: most families of a large exposition have one, and a
+        // first push would otherwise reserve four (a Vec's smallest growth).
+        family.samples.reserve_exact(1);
+        self.families.push(family);
         self.typed.push(false);
         self.helped.push(false);
         self.by_name.insert(name.to_string(), i);
@@ -261,6 +266,7 @@ impl Grouper {
                             return;
                         }
                         self.seen[cur].last_ts = ts;
+                        self.kept += 1;
                         let fi = link.family;
                         self.families[fi].samples.push(Sample {
                             name: name.to_string(),
@@ -276,6 +282,7 @@ impl Grouper {
             }
         };
         let (fi, _) = self.route(name);
+        self.kept += 1;
         let family = &mut self.families[fi];
         self.seen.push(Seen {
             family: fi,
@@ -315,6 +322,11 @@ impl Grouper {
                 _ => true,
             }
         })
+    }
+
+    /// Samples kept so far.
+    pub fn kept(&self) -> usize {
+        self.kept
     }
 
     pub fn finish(self) -> Vec<Family> {

@@ -132,13 +132,23 @@ pub fn parse_as(
     body: &[u8],
     now_ms: i64,
 ) -> Result<Vec<Family>, super::ParseError> {
+    parse_as_capped(protocol, body, now_ms, 0)
+}
+
+/// [`parse_as`] that stops once more than `cap` samples are kept (0: no cap).
+pub fn parse_as_capped(
+    protocol: ScrapeProtocol,
+    body: &[u8],
+    now_ms: i64,
+    cap: usize,
+) -> Result<Vec<Family>, super::ParseError> {
     if body.is_empty() {
         return Ok(Vec::new());
     }
     if protocol.is_openmetrics() {
-        super::openmetrics::parse_at(body, now_ms)
+        super::openmetrics::parse_capped(body, now_ms, cap)
     } else {
-        super::parse::parse_bytes_at(body, now_ms)
+        super::parse::parse_bytes_capped(body, now_ms, cap)
     }
 }
 

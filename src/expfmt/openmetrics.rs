@@ -36,6 +36,11 @@ pub fn parse(body: &[u8]) -> Result<Vec<Family>, ParseError> {
 
 /// [`parse`] for a body scraped at `now_ms` (wall clock).
 pub fn parse_at(body: &[u8], now_ms: i64) -> Result<Vec<Family>, ParseError> {
+    parse_capped(body, now_ms, 0)
+}
+
+/// [`parse_at`] that gives up once more than `cap` samples are kept (0: no cap).
+pub fn parse_capped(body: &[u8], now_ms: i64, cap: usize) -> Result<Vec<Family>, ParseError> {
     let mut p = Om {
         b: body,
         pos: 0,
@@ -46,6 +51,10 @@ pub fn parse_at(body: &[u8], now_ms: i64) -> Result<Vec<Family>, ParseError> {
     loop {
         let start = p.pos;
         match p.entry() {
+            Ok(true) if cap > 0 && p.group.kept() > cap => {
+                let message = super::parse::over_cap(cap);
+                return Err(ParseError { line, message });
+            }
             Ok(true) => {}
             Ok(false) => break,
             Err(message) => return Err(ParseError { line, message }),

@@ -62,6 +62,16 @@ pub fn parse_bytes(body: &[u8]) -> Result<Vec<crate::model::Family>, ParseError>
 /// [`parse_bytes`] for a body scraped at `now_ms` (wall clock): which of a series' repeated
 /// explicit timestamps are kept depends on it, as in Prometheus.
 pub fn parse_bytes_at(body: &[u8], now_ms: i64) -> Result<Vec<crate::model::Family>, ParseError> {
+    parse_bytes_capped(body, now_ms, 0)
+}
+
+/// [`parse_bytes_at`] that gives up as soon as more than `cap` samples are kept (0: no cap), so
+/// a body that can only fail its `sample_limit` is never held in memory whole.
+pub fn parse_bytes_capped(
+    body: &[u8],
+    now_ms: i64,
+    cap: usize,
+) -> Result<Vec<crate::model::Family>, ParseError> {
     let mut p = Parser {
         b: body,
         pos: 0,
@@ -72,6 +82,15 @@ pub fn parse_bytes_at(body: &[u8], now_ms: i64) -> Result<Vec<crate::model::Fami
     loop {
         let start = p.pos;
         match p.entry() {
+            Ok(true) if cap > 0 && p.group.kept() > cap => {
+                return Err(ParseError {
+                    line: 1 + body[..p.pos.min(body.len())]
+                        .iter()
+                        .filter(|&&c| c == b'\n')
+                        .count(),
+                    message: over_cap(cap),
+                });
+            }
             Ok(true) => {}
             Ok(false) => break,
             Err(message) => {
@@ -93,6 +112,11 @@ pub fn parse_bytes_at(body: &[u8], now_ms: i64) -> Result<Vec<crate::model::Fami
         }
     }
     Ok(p.group.finish())
+}
+
+/// What a parse stopped by its sample cap says (the words of the relay's `sample_limit` check).
+pub(crate) fn over_cap(cap: usize) -> String {
+    format!("sample_limit exceeded: more than {cap} samples")
 }
 
 fn is_blank(c: u8) -> bool {
@@ -699,6 +723,24 @@ mod tests {
             2,
             "a later timestamp after the scrape's time is kept"
         );
+    }
+
+    #[test]
+    fn a_cap_stops_the_parse_at_the_first_sample_past_it() {
+        let body: String = (0..10).map(|i| format!("a_{i} {i}\n")).collect();
+        let all = parse_bytes_capped(body.as_bytes(), 0, 10).unwrap();
+        assert_eq!(all.iter().map(|f| f.samples.len()).sum::<usize>(), 10);
+        let e = parse_bytes_capped(body.as_bytes(), 0, 4).unwrap_err();
+        assert_eq!(
+            (e.line, e.message.as_str()),
+            (6, "sample_limit exceeded: more than 4 samples")
+        );
+        // A repeated series without a timestamp is not kept, so it does not count.
+        let repeated = "a 1\na 2\na 3\nb 1\n";
+        assert!(parse_bytes_capped(repeated.as_bytes(), 0, 2).is_ok());
+        let om = "a_total 1\nb_total 2\n# EOF\n";
+        let e = crate::expfmt::openmetrics::parse_capped(om.as_bytes(), 0, 1).unwrap_err();
+        assert_eq!(e.message, "sample_limit exceeded: more than 1 samples");
     }
 
     #[test]

@@ -93,7 +93,9 @@ pub async fn read_limited(mut resp: reqwest::Response, limit: u64) -> Result<Vec
             ));
         }
     }
-    let mut out = Vec::new();
+    // The announced length (within the limit) is reserved at once, so the buffer never grows
+    // by doubling past what the body needs.
+    let mut out = Vec::with_capacity(resp.content_length().unwrap_or(0).min(limit) as usize);
     while let Some(chunk) = resp.chunk().await.map_err(|e| error_chain(&e))? {
         if out.len() as u64 + chunk.len() as u64 > limit {
             return Err(format!("body exceeds the limit of {limit} bytes"));

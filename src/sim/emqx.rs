@@ -164,6 +164,8 @@ pub struct SimState {
     /// Silently serve at most this many clients per page (a proxy or a patched broker),
     /// saying so only in `meta.limit`.
     pub cap_limit: Option<u64>,
+    /// Serve every client on one page whatever `limit` asks (a broken proxy or broker).
+    pub ignore_limit: bool,
     /// Stop the demo's background traffic (tests never start it).
     pub frozen: bool,
     /// The node's UTC offset in minutes, used in every date.
@@ -200,6 +202,7 @@ impl EmqxSim {
             fault: Fault::None,
             omit_count: false,
             cap_limit: None,
+            ignore_limit: false,
             frozen: false,
             offset_minutes: 120,
             requests: Vec::new(),
@@ -286,6 +289,11 @@ impl EmqxSim {
     /// True: EMQX 5.6+ (repeated `clientid` honoured); false: only the last one counts.
     pub fn set_multi_clientid(&self, on: bool) {
         self.state().multi_clientid = on;
+    }
+
+    /// True: every client on one page, whatever `limit` asks.
+    pub fn set_page_limit_ignored(&self, on: bool) {
+        self.state().ignore_limit = on;
     }
 
     pub fn set_credentials(&self, key: &str, secret: &str) {
@@ -419,6 +427,11 @@ fn list(s: &SimState, query: &[(String, String)]) -> Response {
         None => return error(400, "BAD_REQUEST", "limit: bad value"),
     };
     let limit = s.cap_limit.map_or(limit, |c| limit.min(c));
+    let limit = if s.ignore_limit {
+        u32::MAX as u64
+    } else {
+        limit
+    };
     if let Fault::FailFromPage(n) = s.fault {
         if page >= n {
             return error(500, "INTERNAL_ERROR", "rpc timeout");

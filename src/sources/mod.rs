@@ -221,6 +221,12 @@ pub trait SourceConfig: Component + Clone {
     fn series_rules(&self) -> SeriesRules {
         SeriesRules::default()
     }
+    /// [`build`](Self::build), told that a poll keeping more than `sample_cap` samples (0: no
+    /// cap) can only fail its `sample_limit`, so it may stop reading there.
+    fn build_capped(&self, ctx: &BuildContext, sample_cap: u64) -> anyhow::Result<Box<dyn Source>> {
+        let _ = sample_cap;
+        self.build(ctx)
+    }
 }
 
 /// A source type's configuration with what every source takes, as the registry reads it.
@@ -259,7 +265,11 @@ impl<C: SourceConfig> SourceSpec for Configured<C> {
         Component::name(&self.config)
     }
     fn build(&self, ctx: &BuildContext) -> anyhow::Result<Box<dyn Source>> {
-        self.config.build(ctx)
+        // With no rule that can drop series, what the source reads is what `sample_limit`
+        // counts, so the source may stop as soon as the limit is passed.
+        let drops = self.relabel.iter().any(|r| r.action.can_drop());
+        let limit = self.config.series_rules().sample_limit;
+        self.config.build_capped(ctx, if drops { 0 } else { limit })
     }
     fn series_rules(&self) -> SeriesRules {
         SeriesRules {

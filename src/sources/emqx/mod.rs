@@ -30,8 +30,10 @@ const PAGE_LIMIT: usize = 1000;
 const IDS_PER_REQUEST: usize = 100;
 /// A bound on pages per poll, against a server whose `hasnext` never turns false.
 const MAX_PAGES: usize = 1000;
-/// Largest answer accepted, in bytes.
-const BODY_LIMIT: u64 = 64 << 20;
+/// Largest answer accepted, in bytes: a page of `PAGE_LIMIT` clients is about 1.1–2 MB (1.1 KB
+/// per client in EMQX 5's shape, more with version-specific extras). Each client becomes about
+/// 40 series, ~25 KB of memory in all, so this bounds one answer to ~100 MiB (bench/memory.py).
+const BODY_LIMIT: u64 = 4 << 20;
 /// A client id no broker has: the second id of the multi-`clientid` probe.
 const PROBE_ID: &str = "pushrelay-multi-clientid-probe-\u{2400}";
 
@@ -119,6 +121,21 @@ impl EmqxSource {
         query: &[(&str, String)],
         missing_ok: bool,
     ) -> Result<Option<Value>, SourceError> {
+        let Some(body) = self.get_body(url, query, missing_ok).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|e| SourceError::Invalid(format!("answer is not JSON: {e}")))
+    }
+
+    /// GETs an answer's body (at most [`BODY_LIMIT`]); `Ok(None)` for a 404 when `missing_ok`.
+    async fn get_body(
+        &self,
+        url: reqwest::Url,
+        query: &[(&str, String)],
+        missing_ok: bool,
+    ) -> Result<Option<Vec<u8>>, SourceError> {
         let req = self
             .client
             .get(url)
@@ -151,9 +168,7 @@ impl EmqxSource {
         let body = client::read_limited(resp, BODY_LIMIT)
             .await
             .map_err(SourceError::Invalid)?;
-        serde_json::from_slice(&body)
-            .map(Some)
-            .map_err(|e| SourceError::Invalid(format!("answer is not JSON: {e}")))
+        Ok(Some(body))
     }
 
     /// Every client `GET /clients` lists (only `ids` when given), paged.
@@ -167,21 +182,18 @@ impl EmqxSource {
                 ("limit", PAGE_LIMIT.to_string()),
             ];
             q.extend(ids.iter().map(|id| ("clientid", id.to_string())));
-            let v = self
-                .get_json(self.url(&["clients"]), &q, false)
+            let body = self
+                .get_body(self.url(&["clients"]), &q, false)
                 .await?
                 .unwrap_or_default();
-            let (data, meta) = match &v {
-                Value::Array(a) => (a.as_slice(), None),
-                Value::Object(o) => match o.get("data") {
-                    Some(Value::Array(a)) => (a.as_slice(), o.get("meta")),
-                    _ => return Err(SourceError::Invalid("answer has no \"data\" list".into())),
-                },
-                _ => return Err(SourceError::Invalid("answer is not a client list".into())),
-            };
+            let page_of = ClientPage::read(&body)?;
+            let (data, meta) = (&page_of.data, page_of.meta.as_ref());
             let mut new = 0;
-            for item in data {
-                match ClientObject::from_json(item) {
+            for raw in data {
+                // One client's tree at a time: a page is never a tree as a whole.
+                let item: Value = serde_json::from_str(raw.get())
+                    .map_err(|e| SourceError::Invalid(format!("answer is not JSON: {e}")))?;
+                match ClientObject::from_json(&item) {
                     Some(c) if seen.insert(c.client_id.clone()) => {
                         new += 1;
                         out.push(c);
@@ -440,6 +452,45 @@ impl Source for EmqxSource {
                 .collect();
             table::render("Alias", &rows, now)
         })
+    }
+}
+
+/// One page of `GET /clients`, read without building the page as one JSON tree: each client
+/// stays a borrowed slice of the body until it is read on its own. EMQX 5 answers
+/// `{"data": [...], "meta": {...}}`; a bare list is taken too.
+struct ClientPage<'a> {
+    data: Vec<&'a serde_json::value::RawValue>,
+    meta: Option<Value>,
+}
+
+impl<'a> ClientPage<'a> {
+    fn read(body: &'a [u8]) -> Result<ClientPage<'a>, SourceError> {
+        #[derive(serde::Deserialize)]
+        struct Paged<'a> {
+            #[serde(borrow, default)]
+            data: Option<Vec<&'a serde_json::value::RawValue>>,
+            #[serde(default)]
+            meta: Option<Value>,
+        }
+        let not_json =
+            |e: serde_json::Error| SourceError::Invalid(format!("answer is not JSON: {e}"));
+        match body.iter().find(|c| !c.is_ascii_whitespace()) {
+            Some(b'[') => Ok(ClientPage {
+                data: serde_json::from_slice(body).map_err(not_json)?,
+                meta: None,
+            }),
+            Some(b'{') => {
+                let p: Paged = serde_json::from_slice(body).map_err(not_json)?;
+                let data = p
+                    .data
+                    .ok_or_else(|| SourceError::Invalid("answer has no \"data\" list".into()))?;
+                Ok(ClientPage { data, meta: p.meta })
+            }
+            _ => match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                Ok(_) => Err(SourceError::Invalid("answer is not a client list".into())),
+                Err(e) => Err(not_json(e)),
+            },
+        }
     }
 }
 

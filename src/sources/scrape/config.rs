@@ -152,10 +152,16 @@ impl crate::sources::SourceConfig for ScrapeConfig {
         &self,
         ctx: &crate::sources::BuildContext,
     ) -> anyhow::Result<Box<dyn crate::sources::Source>> {
-        Ok(Box::new(super::ScrapeSource::new(
-            self.clone(),
-            ctx.clock.clone(),
-        )?))
+        self.build_capped(ctx, 0)
+    }
+    fn build_capped(
+        &self,
+        ctx: &crate::sources::BuildContext,
+        sample_cap: u64,
+    ) -> anyhow::Result<Box<dyn crate::sources::Source>> {
+        let mut source = super::ScrapeSource::new(self.clone(), ctx.clock.clone())?;
+        source.sample_cap = sample_cap as usize;
+        Ok(Box::new(source))
     }
     fn series_rules(&self) -> SeriesRules {
         SeriesRules {

@@ -9,7 +9,7 @@ pub mod config;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 
 use super::{BoxFuture, Source, SourceError, SourceMeta};
-use crate::expfmt::negotiate::{accept_header, parse_as, protocol_for};
+use crate::expfmt::negotiate::{accept_header, parse_as_capped, protocol_for};
 use crate::http::{body_excerpt, client};
 use crate::model::Family;
 pub use config::ScrapeConfig;
@@ -24,6 +24,9 @@ pub struct ScrapeSource {
     clock: crate::clock::WallClock,
     /// One client per target, so the connection is reused between scrapes.
     client: reqwest::Client,
+    /// Samples past which the parse stops, the scrape failing its `sample_limit` (0: none;
+    /// set only when no relabelling rule can drop series, see `SourceConfig::build_capped`).
+    pub(super) sample_cap: usize,
 }
 
 impl ScrapeSource {
@@ -33,6 +36,7 @@ impl ScrapeSource {
             meta: SourceMeta::for_url(&cfg.name, &cfg.url, cfg.interval, cfg.timeout),
             accept: accept_header(&cfg.scrape_protocols),
             client: client::build(&cfg.http)?,
+            sample_cap: 0,
             cfg,
         })
     }
@@ -75,8 +79,14 @@ impl ScrapeSource {
             .await
             .map_err(SourceError::Invalid)?;
         let protocol = protocol_for(content_type.as_deref(), self.cfg.fallback_scrape_protocol);
-        let mut families = parse_as(protocol, &body, self.clock.now_ms())
-            .map_err(|e| SourceError::Invalid(format!("malformed exposition ({protocol}): {e}")))?;
+        let mut families = parse_as_capped(protocol, &body, self.clock.now_ms(), self.sample_cap)
+            .map_err(|e| {
+            if e.message == crate::expfmt::parse::over_cap(self.sample_cap) {
+                SourceError::Invalid(e.message)
+            } else {
+                SourceError::Invalid(format!("malformed exposition ({protocol}): {e}"))
+            }
+        })?;
         if !self.cfg.honor_timestamps {
             for s in families.iter_mut().flat_map(|f| f.samples.iter_mut()) {
                 s.timestamp_ms = None;

@@ -11,8 +11,9 @@ use tokio::time::Instant;
 use super::api::{self, ApiError};
 use crate::http::client;
 
-/// Largest answer read (a 1000-gateway page is well under this).
-const BODY_LIMIT: u64 = 16 << 20;
+/// Largest answer read: a page of 1000 gateways is 0.5–2 MB, batch stats less. Answers are
+/// read as JSON trees (about 15× their size in memory), so this keeps one answer under ~80 MiB.
+const BODY_LIMIT: u64 = 4 << 20;
 
 /// Why a request gave no usable answer.
 #[derive(Debug)]
