@@ -102,6 +102,56 @@ pub fn from_v1(req: proto::WriteRequest) -> v2::Request {
     }
 }
 
+/// The 1.0 request holding what a 2.0 request holds (the demo's receiver reads 2.0 so); metadata
+/// per family, from the first series that carries it. A reference outside the symbols table
+/// reads as `""`.
+pub fn to_v1(req: v2::Request) -> proto::WriteRequest {
+    let sym = |i: u32| req.symbols.get(i as usize).cloned().unwrap_or_default();
+    let mut metadata: Vec<proto::MetricMetadata> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let timeseries = req
+        .timeseries
+        .iter()
+        .map(|ts| {
+            let labels: Vec<proto::Label> = ts
+                .labels_refs
+                .chunks_exact(2)
+                .map(|p| proto::Label {
+                    name: sym(p[0]),
+                    value: sym(p[1]),
+                })
+                .collect();
+            if let (Some(m), Some(name)) =
+                (ts.metadata, labels.iter().find(|l| l.name == "__name__"))
+            {
+                if seen.insert(name.value.clone()) {
+                    metadata.push(proto::MetricMetadata {
+                        r#type: m.r#type,
+                        metric_family_name: name.value.clone(),
+                        help: sym(m.help_ref),
+                        unit: sym(m.unit_ref),
+                    });
+                }
+            }
+            proto::TimeSeries {
+                labels,
+                samples: ts
+                    .samples
+                    .iter()
+                    .map(|s| proto::Sample {
+                        value: s.value,
+                        timestamp: s.timestamp,
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    proto::WriteRequest {
+        timeseries,
+        metadata,
+    }
+}
+
 /// Protobuf-encodes and snappy-compresses (block format) a 2.0 request.
 pub fn compress(req: &v2::Request) -> Vec<u8> {
     let raw = req.encode_to_vec();

@@ -127,7 +127,7 @@ impl Negotiator {
         let status = answer.status;
         let mut judged = Judged::Stands;
         if form.protocol == Protocol::V2 && self.protocol == Choice::Auto {
-            if refuses_v2(answer) {
+            if refuses_v2(answer, before.v2 != Known::Accepted) {
                 self.known.v2 = Known::Refused(now_ms);
                 judged = Judged::FellBack;
                 if !matches!(before.v2, Known::Refused(_)) {
@@ -177,13 +177,19 @@ impl Negotiator {
     }
 }
 
-/// Whether an answer to a 2.0 request says the receiver does not take 2.0.
-fn refuses_v2(a: &Answer) -> bool {
+/// Whether an answer to a 2.0 request says the receiver does not take 2.0. Until 2.0 was
+/// once accepted, any 400 counts (the batch is sent again in 1.0, which a receiver refusing
+/// the data itself refuses too, so nothing is lost and little is spent); afterwards only a 400
+/// about the content type does.
+fn refuses_v2(a: &Answer, unproven: bool) -> bool {
     let s = a.status;
     if s == StatusCode::UNSUPPORTED_MEDIA_TYPE {
         return true;
     }
     if s == StatusCode::BAD_REQUEST {
+        if unproven {
+            return true;
+        }
         let body = String::from_utf8_lossy(&a.body).to_ascii_lowercase();
         return [
             "content-type",
@@ -281,6 +287,13 @@ mod tests {
         let ctype = answer(400, &[], "unsupported Content-Type");
         assert_eq!(n.judge(V2, &ctype, 4), Judged::FellBack);
         assert_eq!(n.form(5), ZSTD);
+        let mut fresh = Negotiator::new("s", Choice::Auto, Choice::Auto, None);
+        let odd = answer(400, &[], "missing remote-write headers");
+        assert_eq!(
+            fresh.judge(V2, &odd, 0),
+            Judged::FellBack,
+            "any 400 before 2.0 was ever accepted"
+        );
     }
 
     #[test]
