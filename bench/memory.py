@@ -87,10 +87,10 @@ def ttn_list(limit_bytes):
     return json.dumps({"gateways": [gw(i) for i in range(n)]}).encode(), n
 
 
-def exposition(limit_bytes):
+def exposition(limit_bytes, shape="m{i} 1\n"):
     lines, size, i = [], 0, 0
     while True:
-        line = f"m{i} 1\n"
+        line = shape.format(i=i)
         if size + len(line) > limit_bytes:
             break
         lines.append(line)
@@ -149,6 +149,10 @@ def main():
                       "application/json", "ttn", 'api_key = "NNSXS.K"\n'))
     body, n = exposition(16 * MIB)
     cases.append((f"scrape: {len(body) / MIB:.1f} MB exposition ({n} series)", body,
+                  "text/plain; version=0.0.4", "scrape", ""))
+    # One family of labelled series (issue 11's shape: ~21 bytes a series).
+    body, n = exposition(16 * MIB, 'node_x{{id="{i:07d}"}} 1\n')
+    cases.append((f"scrape: {len(body) / MIB:.1f} MB exposition, one family ({n} series)", body,
                   "text/plain; version=0.0.4", "scrape", ""))
     rows = []
     for title, body, ctype, kind, extra in cases:
