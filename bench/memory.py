@@ -87,10 +87,10 @@ def ttn_list(limit_bytes):
     return json.dumps({"gateways": [gw(i) for i in range(n)]}).encode(), n
 
 
-def exposition(limit_bytes, shape="m{i} 1\n"):
+def exposition(limit_bytes, name="m{i}", max_series=None):
     lines, size, i = [], 0, 0
-    while True:
-        line = shape.format(i=i)
+    while max_series is None or i < max_series:
+        line = name.format(i=i) + " 1\n"
         if size + len(line) > limit_bytes:
             break
         lines.append(line)
@@ -147,13 +147,18 @@ def main():
         body, n = ttn_list(int(limit_mib * MIB * 0.85))
         cases.append((f"TTN: one {len(body) / MIB:.1f} MB gateway list ({n} gateways)", body,
                       "application/json", "ttn", 'api_key = "NNSXS.K"\n'))
-    body, n = exposition(16 * MIB)
-    cases.append((f"scrape: {len(body) / MIB:.1f} MB exposition ({n} series)", body,
-                  "text/plain; version=0.0.4", "scrape", ""))
+    for name in ("m{i}", "metric_name_{i:07d}"):
+        body, n = exposition(16 * MIB, name)
+        cases.append((f"scrape: {len(body) / MIB:.1f} MB exposition ({n} series like "
+                      f"`{name.format(i=1)}`)", body, "text/plain; version=0.0.4", "scrape", ""))
     # One family of labelled series (issue 11's shape: ~21 bytes a series).
-    body, n = exposition(16 * MIB, 'node_x{{id="{i:07d}"}} 1\n')
-    cases.append((f"scrape: {len(body) / MIB:.1f} MB exposition, one family ({n} series)", body,
-                  "text/plain; version=0.0.4", "scrape", ""))
+    body, n = exposition(16 * MIB, 'node_x{{id="{i:07d}"}}')
+    cases.append((f"scrape: {len(body) / MIB:.1f} MB exposition ({n} series of one family "
+                   "like `node_x{id=\"0000001\"}`)", body, "text/plain; version=0.0.4", "scrape", ""))
+    body, n = exposition(16 * MIB, "metric_name_{i:07d}", 199_000)
+    cases.append((f"scrape: {len(body) / MIB:.1f} MB exposition ({n} series, just under "
+                  "sample_limit: the whole pipeline runs)", body, "text/plain; version=0.0.4",
+                  "scrape", ""))
     rows = []
     for title, body, ctype, kind, extra in cases:
         srv = serve(body, ctype)

@@ -1,4 +1,4 @@
-//! The command line: `run`, `once`, `print`, `check`, `config`, `demo`; logging set-up and exit codes.
+//! The command line: `run`, `once`, `print`, `check`, `config`, `reload`, `demo`, `import`, `init`; logging set-up and exit codes.
 //!
 //! Exit codes: 0 success; 1 a source or sink failed (`once`, `print`, `check`, `demo`) or the
 //! daemon could not start; 2 bad usage or a bad configuration file.
@@ -52,6 +52,10 @@ pub enum Command {
     Reload(ConfigArg),
     /// Run the relay against simulated upstreams and a built-in receiver, and show what arrived.
     Demo(DemoArgs),
+    /// Print the pushrelay configuration equivalent to another tool's (secrets as `${ENV}`).
+    Import(ImportArgs),
+    /// Print a commented starting configuration for one source and one sink type.
+    Init(InitArgs),
     /// Serve the simulated exporter only (for benchmarks).
     #[command(hide = true)]
     Sim {
@@ -77,6 +81,43 @@ pub struct CheckArgs {
     /// Show every row a source knows (e.g. every EMQX client), not only the monitored ones.
     #[arg(long)]
     pub all: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImportFrom {
+    /// emqx-client-monitor 0.3.1's config.yaml.
+    EmqxClientMonitor,
+    /// linkhub-prometheus-exporter's dynaconf settings.toml.
+    LinkhubExporter,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// The tool whose configuration is read.
+    #[arg(value_enum)]
+    pub from: ImportFrom,
+    /// Its configuration file.
+    pub file: PathBuf,
+    /// The sink type to write: remote_write or pushgateway.
+    #[arg(long, default_value = "remote_write")]
+    pub sink: String,
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// scrape, ttn, ttn_devices, emqx or linkhub.
+    #[arg(long)]
+    pub source: String,
+    /// remote_write or pushgateway.
+    #[arg(long, default_value = "remote_write")]
+    pub sink: String,
+    /// Write the configuration to this file instead of standard output (created 0640; an
+    /// existing file is kept unless --force).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Replace the --output file if it exists.
+    #[arg(long, requires = "output")]
+    pub force: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -237,6 +278,43 @@ async fn dispatch_inner(cmd: Command) -> Result<ExitCode, ExitCode> {
             write_stdout(&s)?;
             ExitCode::SUCCESS
         }
+        Command::Import(a) => {
+            let text = std::fs::read_to_string(&a.file).map_err(|e| {
+                eprintln!("error: {}: {e}", a.file.display());
+                ExitCode::from(2)
+            })?;
+            let out = match a.from {
+                ImportFrom::EmqxClientMonitor => {
+                    crate::migrate::import::emqx_client_monitor(&text, &a.sink)
+                }
+                ImportFrom::LinkhubExporter => {
+                    crate::migrate::import::linkhub_exporter(&text, &a.sink)
+                }
+            }
+            .map_err(|e| {
+                eprintln!("error: {}: {e}", a.file.display());
+                ExitCode::from(2)
+            })?;
+            write_stdout(&out)?;
+            ExitCode::SUCCESS
+        }
+        Command::Init(a) => {
+            let out = crate::migrate::init(&a.source, &a.sink).map_err(|e| {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            })?;
+            match &a.output {
+                None => write_stdout(&out)?,
+                Some(path) => {
+                    write_config_file(path, &out, a.force)?;
+                    eprintln!(
+                        "wrote {p}; check it with: pushrelay check --config {p}",
+                        p = path.display()
+                    );
+                }
+            }
+            ExitCode::SUCCESS
+        }
         #[cfg(feature = "sim")]
         Command::Demo(a) => {
             crate::demo::run(crate::demo::DemoOptions {
@@ -261,6 +339,36 @@ async fn dispatch_inner(cmd: Command) -> Result<ExitCode, ExitCode> {
         Command::Demo(_) | Command::Sim { .. } => {
             eprintln!("error: this build has no simulator (built without the `sim` feature)");
             ExitCode::from(2)
+        }
+    })
+}
+
+/// Writes `init --output`'s file: created 0640 (a configuration may come to hold secrets), and
+/// an existing file is only replaced with `force`, so a working configuration is never lost to
+/// a mistyped path.
+fn write_config_file(path: &std::path::Path, text: &str, force: bool) -> Result<(), ExitCode> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true);
+    if force {
+        opts.create(true).truncate(true);
+    } else {
+        opts.create_new(true);
+    }
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o640);
+    let written = opts
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()));
+    written.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            eprintln!(
+                "error: {} exists; give --force to replace it",
+                path.display()
+            );
+            ExitCode::from(2)
+        } else {
+            failed(format!("cannot write {}: {e}", path.display()))
         }
     })
 }

@@ -30,6 +30,7 @@ pub mod demo;
 pub mod expfmt;
 pub mod files;
 pub mod http;
+pub mod migrate;
 pub mod model;
 pub mod relabel;
 pub mod relay;

@@ -41,6 +41,8 @@ struct SinkStat {
     last_success: Option<f64>,
     /// Bytes of requests sent and of answers received (HTTP/1.1 heads included).
     sent_bytes: u64,
+    /// Bytes sent on the current UTC day: (days since the epoch, bytes), for the status page.
+    sent_today: (i64, u64),
     received_bytes: u64,
 }
 
@@ -96,7 +98,23 @@ impl SelfMetrics {
             let s = i.sinks.entry(sink.to_string()).or_default();
             s.sent_bytes += sent;
             s.received_bytes += received;
+            let day = crate::clock::system_now_ms().div_euclid(86_400_000);
+            if s.sent_today.0 != day {
+                s.sent_today = (day, 0);
+            }
+            s.sent_today.1 += sent;
         });
+    }
+
+    /// Bytes the sink sent on the wire since the start of today (UTC).
+    pub fn sent_bytes_today(&self, sink: &str) -> u64 {
+        let day = crate::clock::system_now_ms().div_euclid(86_400_000);
+        self.with(|i| {
+            i.sinks
+                .get(sink)
+                .filter(|s| s.sent_today.0 == day)
+                .map_or(0, |s| s.sent_today.1)
+        })
     }
 
     /// Bytes sent and received so far by the sink (see [`SelfMetrics::wire_bytes`]).

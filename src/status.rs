@@ -303,9 +303,18 @@ fn bytes(n: u64) -> String {
     }
 }
 
-/// What a sink sent: samples, and bytes on the wire where the sink counts them.
+/// What a sink sent: samples, and bytes on the wire where the sink counts them (today, UTC,
+/// and since the relay started).
 fn sent(metrics: &SelfMetrics, sink: &str) -> String {
-    format!("{} samples", metrics.sent_total(sink))
+    let samples = metrics.sent_total(sink);
+    match metrics.wire_bytes_total(sink).0 {
+        0 => format!("{samples} samples"),
+        total => format!(
+            "{samples} samples, {} today ({} since start)",
+            bytes(metrics.sent_bytes_today(sink)),
+            bytes(total)
+        ),
+    }
 }
 
 /// Text for HTML.
@@ -372,5 +381,20 @@ mod tests {
         assert!(s
             .html(&m, 1, Duration::from_secs(1))
             .contains("&lt;b&gt;&amp;"));
+    }
+
+    #[test]
+    fn sinks_show_bytes_today_and_since_start() {
+        let m = SelfMetrics::default();
+        let s = Status::default();
+        s.register(Part::Sink("rw", "remote-write 1.0, snappy"));
+        m.sent("rw", 10, 1000.0);
+        m.wire_bytes("rw", 3 << 10, 100);
+        let page = s.html(&m, 1, Duration::from_secs(1));
+        assert!(
+            page.contains("10 samples, 3.0 KiB today (3.0 KiB since start)"),
+            "{page}"
+        );
+        assert!(page.contains("remote-write 1.0, snappy"), "{page}");
     }
 }

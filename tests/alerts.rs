@@ -1,7 +1,8 @@
 //! Every alert file in `examples/alerts` passes `promtool check rules`, and every unit-test
 //! file in `examples/alerts/tests` passes `promtool test rules`: each alert fires on the data
-//! that deserves it and stays quiet on the rest. The relay, EMQX and LinkHub files must have
-//! their unit tests (the TTN files are tested on real data in tests/ttn.rs and tests/ttn_devices.rs).
+//! that deserves it and stays quiet on the rest. The relay, EMQX, LinkHub and TTN gateway files
+//! must have their unit tests (the TTN devices file has its own in tests/ttn_devices.rs; both
+//! TTN files are also evaluated on real data in tests/ttn.rs and tests/ttn_devices.rs).
 
 use crate::support::promtool::{check_rules, test_rules};
 
@@ -52,8 +53,8 @@ fn every_alert_unit_test_passes_promtool_test_rules() {
     for f in &tests {
         test_rules(f);
     }
-    // Each alert of the relay, EMQX and LinkHub files is tested, firing and quiet.
-    for name in ["pushrelay", "emqx", "linkhub"] {
+    // Each alert of the relay, EMQX, LinkHub and TTN gateway files is tested, firing and quiet.
+    for name in ["pushrelay", "emqx", "linkhub", "ttn"] {
         let test = alerts_dir().join("tests").join(format!("{name}.yml"));
         assert!(tests.contains(&test), "{} missing", test.display());
         let text = std::fs::read_to_string(&test).unwrap();

@@ -280,7 +280,8 @@ async fn run_serves_metrics_and_exits_cleanly_on_sigterm_without_logging_secrets
                 .await
                 .ok()?;
             let t = r.text().await.ok()?;
-            t.contains("pushrelay_samples_sent_total{").then_some(t)
+            // Self-metrics are served from the start; the source's series after its first poll.
+            (t.contains("pushrelay_samples_sent_total{") && t.contains("x{instance=")).then_some(t)
         })
         .await;
         assert!(body.contains("x{instance="), "{body}");

@@ -27,12 +27,7 @@ const PUSHRELAY_ONLY: [&str; 4] = [
 const RELAY_LABELS: [&str; 2] = ["job", "instance"];
 
 fn venv_binary() -> PathBuf {
-    let venv = std::env::var_os("PUSHRELAY_EMQX_MONITOR_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".receivers/venv-emqx-client-monitor")
-        });
-    let bin = venv.join("bin/emqx-client-monitor");
+    let bin = crate::support::emqx_client_monitor_venv().join("bin/emqx-client-monitor");
     assert!(
         bin.exists(),
         "{} is missing: run scripts/fetch-emqx-client-monitor.sh first",

@@ -11,35 +11,13 @@ use std::time::Duration;
 use pushrelay::sim::linkhub::{Auth, Router};
 use serde_json::Value;
 use support::fakes::start_relay;
+use support::grafana;
 use support::receivers::{wait_for, Receiver};
 
 const KEY: &str = "dashboard-test-key";
 
 fn dashboard() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/grafana/linkhub.json");
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path} is not JSON: {e}"))
-}
-
-/// Every `expr` anywhere in the dashboard, with where it was found.
-fn exprs(v: &Value, at: &str, out: &mut Vec<(String, String)>) {
-    match v {
-        Value::Object(m) => {
-            let title = m.get("title").or(m.get("name")).and_then(Value::as_str);
-            let here = match title {
-                Some(t) => format!("{at}/{t}"),
-                None => at.to_string(),
-            };
-            for (k, x) in m {
-                match (k.as_str(), x) {
-                    ("expr", Value::String(s)) => out.push((here.clone(), s.clone())),
-                    _ => exprs(x, &here, out),
-                }
-            }
-        }
-        Value::Array(a) => a.iter().for_each(|x| exprs(x, at, out)),
-        _ => {}
-    }
+    grafana::load("linkhub")
 }
 
 fn polls(router: &Router) -> u64 {
@@ -54,20 +32,12 @@ async fn after(router: &Router, n: u64) {
     .await
 }
 
-/// Grafana's variables as Grafana would fill them for this test's time range.
-fn concrete(expr: &str) -> String {
-    expr.replace("$__rate_interval", "1m")
-        .replace("$__interval", "10s")
-        .replace("$__range", "5m")
-        .replace("${job}", "router")
-        .replace("$job", "router")
-}
-
 #[tokio::test]
 async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
     let d = dashboard();
+    grafana::assert_uses_ds_prometheus_input(&d);
     let mut found = Vec::new();
-    exprs(&d, "", &mut found);
+    grafana::exprs(&d, "", &mut found);
     assert!(found.len() >= 20, "only {} queries found", found.len());
     let annotations = found
         .iter()
@@ -107,63 +77,8 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     let end = now();
 
-    let mut empty = Vec::new();
-    for (at, expr) in &found {
-        let q = concrete(expr);
-        assert!(!q.contains('$'), "unsubstituted variable in {q}");
-        let r = prom.query_range(&q, start, end, 1.0).await;
-        let points: usize = r
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|s| s["values"].as_array().map_or(0, |v| v.len()))
-                    .sum()
-            })
-            .unwrap_or(0);
-        if points == 0 {
-            empty.push(format!("{at}: {q}"));
-        }
-    }
-    assert!(
-        empty.is_empty(),
-        "queries without data:\n{}",
-        empty.join("\n")
-    );
-
-    // Panels marked instant (tables) must also answer at "now".
-    for p in d["panels"].as_array().unwrap() {
-        for t in p["targets"].as_array().into_iter().flatten() {
-            if t["instant"] == true {
-                let q = concrete(t["expr"].as_str().unwrap());
-                let r = prom.query(&q, end).await;
-                assert!(
-                    r.as_array().is_some_and(|a| !a.is_empty()),
-                    "instant {q}: {r}"
-                );
-            }
-        }
-    }
-
-    // The template variable: label_values(<metric>, job) must list the router.
-    let var = d["templating"]["list"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["name"] == "job")
-        .expect("a job variable");
-    let def = var["definition"].as_str().unwrap();
-    let metric = def
-        .strip_prefix("label_values(")
-        .and_then(|s| s.strip_suffix(", job)"))
-        .unwrap_or_else(|| panic!("unexpected variable query {def}"));
-    let jobs = prom.series(metric).await;
-    assert!(
-        jobs.as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["job"] == "router"),
-        "{def}: {jobs}"
-    );
+    grafana::assert_every_query_returns_data(&prom, &d, &[("job", "router")], start, end).await;
+    grafana::assert_variable_lists(&prom, &d, "job", "router").await;
 
     cancel.cancel();
     h.await.unwrap().unwrap();

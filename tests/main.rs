@@ -8,6 +8,7 @@ mod support;
 
 mod alerts;
 mod cli;
+mod dashboards;
 mod durable_queue;
 mod emqx;
 mod emqx_differential;
@@ -16,6 +17,7 @@ mod field_faults;
 mod limits;
 mod linkhub;
 mod linkhub_dashboard;
+mod migrate;
 mod operate;
 mod pushgateway;
 mod readme;

@@ -20,6 +20,7 @@ use pushrelay::sim::ttn_devices::{join_json, topic, uplink_json, Heard, UplinkSp
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use serde_json::json;
 use support::fakes::start_relay;
+use support::grafana;
 use support::mosquitto::Mosquitto;
 use support::receivers::{wait_for, Receiver};
 
@@ -666,38 +667,11 @@ tests:
     support::promtool::test_rules(&file);
 }
 
-/// Every `expr` in a Grafana dashboard (panels, table targets, annotations).
-fn dashboard_exprs(v: &serde_json::Value, out: &mut Vec<String>) {
-    match v {
-        serde_json::Value::Object(m) => {
-            for (k, x) in m {
-                match (k.as_str(), x) {
-                    ("expr", serde_json::Value::String(s)) => out.push(s.clone()),
-                    _ => dashboard_exprs(x, out),
-                }
-            }
-        }
-        serde_json::Value::Array(a) => a.iter().for_each(|x| dashboard_exprs(x, out)),
-        _ => {}
-    }
-}
-
 #[tokio::test]
 async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples/grafana/ttn-devices.json"
-    );
-    let d: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    assert_eq!(d["__inputs"][0]["name"], "DS_PROMETHEUS");
-    let text = d.to_string();
-    assert!(
-        !text.contains("\"uid\":\"${datasource}\""),
-        "every query uses the DS_PROMETHEUS input"
-    );
-    let mut exprs = Vec::new();
-    dashboard_exprs(&d, &mut exprs);
+    let d = grafana::load("ttn-devices");
+    grafana::assert_uses_ds_prometheus_input(&d);
+    let exprs = grafana::all_exprs(&d);
     assert!(exprs.len() >= 18, "{}", exprs.len());
 
     let m = Mosquitto::start(&[(APP, KEY)]);
@@ -742,10 +716,14 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     for e in &exprs {
-        let q = e
-            .replace("$application", ".+")
-            .replace("$device", ".+")
-            .replace("$job", "ttn-devices");
+        let q = grafana::concrete(
+            e,
+            &[
+                ("application", ".+"),
+                ("device", ".+"),
+                ("job", "ttn-devices"),
+            ],
+        );
         let r = prom.query(&q, now()).await;
         assert!(
             r.as_array().is_some_and(|a| !a.is_empty()),

@@ -178,8 +178,11 @@ impl Grouper {
             return i;
         }
         let i = self.families.len();
-        self.families
-            .push(Family::new(name, MetricType::Unknown, String::new()));
+        let mut family = Family::new(name, MetricType::Unknown, String::new());
+        // Room for exactly one sample: most families of a large exposition have one, and a
+        // first push would otherwise reserve four (a Vec's smallest growth).
+        family.samples.reserve_exact(1);
+        self.families.push(family);
         self.typed.push(false);
         self.helped.push(false);
         self.by_name.insert(name.to_string(), i);

@@ -2,7 +2,8 @@
 //! `metric_relabel_configs` and limits ([`SeriesRules`]), external labels, the per-poll report
 //! series (`up`, ...) and the series that went stale.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use crate::model::{Family, Labels, MetricType, Snapshot};
 pub use crate::relabel::SeriesRules;
@@ -14,10 +15,19 @@ pub struct Preparer {
     external: Labels,
     /// Whether to add `up`, `scrape_duration_seconds` and `scrape_samples_scraped`.
     report: bool,
-    /// The series of the previous poll that carried no timestamp of their own.
-    previous: HashSet<(String, Labels)>,
+    /// The series of the previous poll that carried no timestamp of their own, by key.
+    previous: HashMap<SeriesKey, (String, Labels)>,
+    /// Two independent hashers: a series' key is both hashes of its name and labels, so two
+    /// different series share a key with odds of about 2^-128 per pair.
+    hashers: (
+        std::collections::hash_map::RandomState,
+        std::collections::hash_map::RandomState,
+    ),
     rules: SeriesRules,
 }
+
+/// A series (name and labels) as two 64-bit hashes.
+type SeriesKey = (u64, u64);
 
 /// The series the relay adds for every poll, as Prometheus does for every scrape.
 const REPORT_NAMES: [&str; 3] = ["up", "scrape_duration_seconds", "scrape_samples_scraped"];
@@ -29,7 +39,8 @@ impl Preparer {
             instance: instance.to_string(),
             external: external.clone(),
             report,
-            previous: HashSet::new(),
+            previous: HashMap::new(),
+            hashers: Default::default(),
             rules: SeriesRules::default(),
         }
     }
@@ -46,7 +57,7 @@ impl Preparer {
     /// series it had ends with a stale marker, as Prometheus does for a removed target.
     pub fn retire(&mut self, at_ms: i64) -> Snapshot {
         let mut stale: Vec<(String, Labels)> =
-            std::mem::take(&mut self.previous).into_iter().collect();
+            std::mem::take(&mut self.previous).into_values().collect();
         stale.sort();
         Snapshot {
             source: self.job.clone(),
@@ -54,6 +65,16 @@ impl Preparer {
             families: Vec::new(),
             stale,
         }
+    }
+
+    fn key(&self, name: &str, labels: &Labels) -> SeriesKey {
+        let hash = |b: &std::collections::hash_map::RandomState| {
+            let mut h = b.build_hasher();
+            name.hash(&mut h);
+            labels.hash(&mut h);
+            h.finish()
+        };
+        (hash(&self.hashers.0), hash(&self.hashers.1))
     }
 
     /// Applies `rules` to every series of every later poll.
@@ -165,7 +186,8 @@ impl Preparer {
         let up = result.is_some();
         let raw = result.unwrap_or_default();
         let mut families = Vec::with_capacity(raw.len() + 3);
-        let mut current: HashSet<(String, Labels)> = HashSet::with_capacity(self.previous.len());
+        // This poll's series by key only: the labels stay in the samples, not in a second copy.
+        let mut current: HashSet<SeriesKey> = HashSet::with_capacity(self.previous.len());
         if self.report {
             let base = self.target_labels(&Labels::new());
             for (name, help, value) in [
@@ -187,7 +209,7 @@ impl Preparer {
             ] {
                 let mut f = Family::new(name, MetricType::Gauge, help);
                 f.push(base.clone(), value);
-                current.insert((name.to_string(), base.clone()));
+                current.insert(self.key(name, &base));
                 families.push(f);
             }
         }
@@ -197,7 +219,7 @@ impl Preparer {
                 if s.timestamp_ms.is_none() {
                     // A repeat of a report series or an earlier sample is dropped: one poll
                     // holds one value per series.
-                    if !current.insert((s.name.clone(), s.labels.clone())) {
+                    if !current.insert(self.key(&s.name, &s.labels)) {
                         continue;
                     }
                 }
@@ -206,14 +228,24 @@ impl Preparer {
             fam.samples = samples;
             families.push(fam);
         }
-        let mut stale: Vec<(String, Labels)> = self
-            .previous
-            .iter()
-            .filter(|k| !current.contains(*k))
-            .cloned()
+        // What vanished moves out of the old set (no copy); the old set is gone before the new
+        // one is built, so at most one copy of the series' labels is ever held besides the
+        // snapshot.
+        let mut stale: Vec<(String, Labels)> = std::mem::take(&mut self.previous)
+            .into_iter()
+            .filter(|(k, _)| !current.contains(k))
+            .map(|(_, series)| series)
             .collect();
         stale.sort();
-        self.previous = current;
+        let mut previous = HashMap::with_capacity(current.len());
+        for s in families.iter().flat_map(|f| &f.samples) {
+            if s.timestamp_ms.is_none() {
+                previous
+                    .entry(self.key(&s.name, &s.labels))
+                    .or_insert_with(|| (s.name.clone(), s.labels.clone()));
+            }
+        }
+        self.previous = previous;
         let snapshot = Snapshot {
             source: self.job.clone(),
             timestamp_ms: started_ms,

@@ -11,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub mod daemon;
 pub mod fakes;
+pub mod grafana;
 pub mod mosquitto;
 pub mod promtool;
 pub mod receivers;
@@ -37,6 +38,16 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("bind 127.0.0.1:0")
         .port()
+}
+
+/// The virtualenv with emqx-client-monitor 0.3.1 (`scripts/fetch-emqx-client-monitor.sh`;
+/// `PUSHRELAY_EMQX_MONITOR_VENV` overrides it).
+pub fn emqx_client_monitor_venv() -> PathBuf {
+    std::env::var_os("PUSHRELAY_EMQX_MONITOR_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".receivers/venv-emqx-client-monitor")
+        })
 }
 
 /// Writes `text` as `pushrelay.toml` in `dir` and returns its path.
