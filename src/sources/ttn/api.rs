@@ -731,6 +731,20 @@ mod tests {
             .is_empty());
         assert!(parse_gateway_list(b"<html>").is_err());
         assert!(parse_gateway_list(b"[]").is_err());
+        // Read item by item: a junk item is skipped, a non-array list is empty, and what the
+        // errors say is unchanged.
+        let l = parse_gateway_list(br#" {"gateways":[7,{"ids":{"gateway_id":"x"}}],"x":[1]}"#);
+        assert_eq!(l.unwrap().len(), 1);
+        assert!(parse_gateway_list(br#"{"gateways":"no"}"#)
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            parse_gateway_list(b"[1]").unwrap_err(),
+            "gateway list is not a JSON object"
+        );
+        assert!(parse_gateway_list(b"{\"gateways\":[")
+            .unwrap_err()
+            .contains("not JSON"));
     }
 
     #[test]
@@ -740,6 +754,10 @@ mod tests {
         assert_eq!(m["a"].uplink_count, Some(5));
         assert!(parse_batch_body(b"{}").unwrap().is_empty());
         assert!(parse_batch_body(b"garbage").is_err());
+        assert!(parse_batch_body(br#"{"entries":[1]}"#).unwrap().is_empty());
+        assert!(parse_batch_body(br#"{"entries":{"a":"x"}}"#)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
