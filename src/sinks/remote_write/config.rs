@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::buffer::Fsync;
 use crate::config::units::{de_duration_opt, de_size_opt, parse_duration, ser_duration, ser_url};
 use crate::config::{Component, ConfigError, HttpConfig, HttpKeys, RawHttp, Section};
+pub use crate::wire::form::{Compression, Protocol};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RemoteWriteConfig {
@@ -28,6 +29,52 @@ pub struct RemoteWriteConfig {
     pub min_backoff: Duration,
     #[serde(serialize_with = "ser_duration")]
     pub max_backoff: Duration,
+    /// `compression = "auto" | "snappy" | "zstd"` (default `"auto"`): how request bodies are
+    /// compressed. `auto` sends VictoriaMetrics's zstd variant (`Content-Encoding: zstd`,
+    /// `X-VictoriaMetrics-Remote-Write-Version: 1`, about 35 % fewer bytes than snappy) and falls
+    /// back to snappy, which every receiver takes, when the receiver answers 415 or 400 to it,
+    /// as vmagent does. `zstd` never falls back (a receiver without it refuses every batch);
+    /// `snappy` is the remote-write specification's only encoding. Remote-write 2.0 is always
+    /// snappy.
+    pub compression: Choice<Compression>,
+    /// `protocol = "auto" | "v1" | "v2"` (default `"auto"`): the remote-write message. `auto`
+    /// sends 2.0 (needed by receivers that take only 2.0, such as the OpenTelemetry Collector's)
+    /// and falls back to 1.0 when the receiver answers 415, a 400 about the content type, or a
+    /// 2xx without the `X-Prometheus-Remote-Write-*-Written` headers (a 1.0 receiver that
+    /// ignored the body: the batch is sent again in 1.0, nothing is lost). 2.0 is not smaller
+    /// than 1.0 after compression: choose `v1` when bytes matter more than 2.0's metadata per
+    /// series. Queued batches are kept on disk in a neutral form (1.0, snappy) and converted
+    /// to the negotiated form when sent, so a fall-back or a change of this key never strands
+    /// a queued batch. The outcome of `auto` is remembered in `state_dir` and tried again daily.
+    pub protocol: Choice<Protocol>,
+}
+
+/// A key that is either negotiated with the receiver (`auto`) or fixed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice<T> {
+    Auto,
+    Fixed(T),
+}
+
+impl<T: Serialize> Serialize for Choice<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Choice::Auto => s.serialize_str("auto"),
+            Choice::Fixed(t) => t.serialize(s),
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Choice<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s == "auto" {
+            return Ok(Choice::Auto);
+        }
+        T::deserialize(serde::de::value::StringDeserializer::<D::Error>::new(s))
+            .map(Choice::Fixed)
+            .map_err(|e| serde::de::Error::custom(format!("{e}, or `auto`")))
+    }
 }
 
 /// `buffer = { max_bytes, max_age, fsync }` of a remote-write sink.
@@ -87,6 +134,8 @@ pub struct RawRemoteWrite {
     min_backoff: Option<Duration>,
     #[serde(default, deserialize_with = "de_duration_opt")]
     max_backoff: Option<Duration>,
+    compression: Option<Choice<Compression>>,
+    protocol: Option<Choice<Protocol>>,
 }
 
 #[derive(Deserialize)]
@@ -149,6 +198,7 @@ impl Component for RemoteWriteConfig {
                 "content-type",
                 "content-length",
                 "x-prometheus-remote-write-version",
+                "x-victoriametrics-remote-write-version",
                 "user-agent",
             ],
         )?;
@@ -177,6 +227,8 @@ impl Component for RemoteWriteConfig {
             },
             min_backoff: s.min_backoff.unwrap_or(Duration::from_millis(500)),
             max_backoff: s.max_backoff.unwrap_or(Duration::from_secs(60)),
+            compression: s.compression.unwrap_or(Choice::Auto),
+            protocol: s.protocol.unwrap_or(Choice::Auto),
             name: s.name,
         })
     }

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use super::*;
 use crate::model::{Family, Labels, MetricType, Sample};
+use crate::wire::remote_write as rw;
 
 const T: i64 = 1_700_000_000_000;
 
@@ -20,6 +21,14 @@ fn sink_in(
     url: &str,
     extra: &str,
 ) -> (RemoteWriteSink, Arc<SelfMetrics>) {
+    // The scripted receivers here read remote-write 1.0 with snappy, unless a test says otherwise.
+    let mut extra = extra.to_string();
+    if !extra.contains("protocol") {
+        extra.push_str("\nprotocol = \"v1\"");
+    }
+    if !extra.contains("compression") {
+        extra.push_str("\ncompression = \"snappy\"");
+    }
     let text = format!(
         r#"
 [[source]]
