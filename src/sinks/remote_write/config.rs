@@ -47,6 +47,26 @@ pub struct RemoteWriteConfig {
     /// to the negotiated form when sent, so a fall-back or a change of this key never strands
     /// a queued batch. The outcome of `auto` is remembered in `state_dir` and tried again daily.
     pub protocol: Choice<Protocol>,
+    /// `send_unchanged_every = "2m"` (default: off, every sample is sent): a gauge's or
+    /// counter's sample whose value equals the last one sent for its series is sent only if
+    /// that one is at least this old. Fewer samples (Grafana Cloud bills per sample) and fewer
+    /// bytes, at a price: a graph's points for a flat series are this far apart, and
+    /// `rate()`/`increase()` need a window of at least twice this (a `[1m]` window over a
+    /// counter that stands still may hold one point and return nothing). First samples and
+    /// stale markers are never held back, and a changed value is sent at once. Must be under
+    /// 4 minutes, so receivers (5-minute staleness) never see a series vanish.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_duration_opt"
+    )]
+    pub send_unchanged_every: Option<Duration>,
+}
+
+fn ser_duration_opt<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => ser_duration(d, s),
+        None => s.serialize_none(),
+    }
 }
 
 /// A key that is either negotiated with the receiver (`auto`) or fixed.
@@ -136,6 +156,11 @@ pub struct RawRemoteWrite {
     max_backoff: Option<Duration>,
     compression: Option<Choice<Compression>>,
     protocol: Option<Choice<Protocol>>,
+    /// `"default"` or `"metered"`: `metered` changes the defaults of `batch_wait` (60s) and
+    /// `send_unchanged_every` (2m); keys set explicitly win.
+    profile: Option<String>,
+    #[serde(default, deserialize_with = "de_duration_opt")]
+    send_unchanged_every: Option<Duration>,
 }
 
 #[derive(Deserialize)]
@@ -162,6 +187,31 @@ impl Component for RemoteWriteConfig {
     type Raw = RawRemoteWrite;
 
     fn validate(s: RawRemoteWrite, http: RawHttp, sec: &Section<'_>) -> Result<Self, ConfigError> {
+        // `profile = "metered"`: for links paid per megabyte (4G) or receivers paid per sample.
+        // Several scrapes per request (2.2-2.4x fewer bytes, measured; samples reach the
+        // receiver up to a minute later) and flat series sent every 2 minutes.
+        let metered = match s.profile.as_deref() {
+            None | Some("default") => false,
+            Some("metered") => true,
+            Some(other) => {
+                return Err(sec.error(
+                    "profile",
+                    format!("unknown profile `{other}`: expected `default` or `metered`"),
+                ))
+            }
+        };
+        let send_unchanged_every = match s.send_unchanged_every {
+            Some(d) if d.is_zero() => None,
+            Some(d) if d >= Duration::from_secs(240) => {
+                return Err(sec.error(
+                    "send_unchanged_every",
+                    "must be under 4m: receivers consider a series gone after 5 minutes without a sample",
+                ))
+            }
+            Some(d) => Some(d),
+            None if metered => Some(Duration::from_secs(120)),
+            None => None,
+        };
         let max_samples_per_send = s.max_samples_per_send.unwrap_or(2000);
         if max_samples_per_send == 0 {
             return Err(sec.error("max_samples_per_send", "must be at least 1"));
@@ -207,7 +257,10 @@ impl Component for RemoteWriteConfig {
             url,
             http,
             max_samples_per_send,
-            batch_wait: s.batch_wait.unwrap_or(Duration::from_secs(5)),
+            batch_wait: s
+                .batch_wait
+                .unwrap_or(Duration::from_secs(if metered { 60 } else { 5 })),
+            send_unchanged_every,
             rate_limit,
             max_queued_samples: s
                 .max_queued_samples

@@ -39,7 +39,7 @@ use crate::buffer::{DiskQueue, DiskQueueOptions, Fsync, MemoryQueue, Queue};
 use crate::clock::WallClock;
 use crate::config::redact_url;
 use crate::http::client;
-use crate::model::{stale_nan, Snapshot};
+use crate::model::{stale_nan, MetricType, Snapshot};
 use crate::self_metrics::SelfMetrics;
 use crate::wire::form::{convert, V2_WRITTEN_HEADERS};
 use crate::wire::remote_write::{BatchBuilder, EncodedBatch};
@@ -103,6 +103,9 @@ struct State {
     /// The last timestamp queued per series.
     last_sent: series::LastSent,
     last_forget: Instant,
+    /// With `send_unchanged_every`: the value (bits) and timestamp last queued per gauge or
+    /// counter series, by series hash.
+    unchanged: HashMap<u64, (u64, i64)>,
 }
 
 impl RemoteWriteSink {
@@ -155,6 +158,7 @@ impl RemoteWriteSink {
                 metadata_sent: HashMap::new(),
                 last_sent,
                 last_forget: Instant::now(),
+                unchanged: HashMap::new(),
             }),
             drops: DropLog::new(&cfg.name),
             cfg,
@@ -183,7 +187,12 @@ impl RemoteWriteSink {
         if now.duration_since(st.last_forget) >= FORGET_EVERY {
             st.last_forget = now;
             st.last_sent.forget_older_than(cutoff);
+            if let Some(every) = self.cfg.send_unchanged_every {
+                let keep_from = self.clock.now_ms() - 2 * every.as_millis() as i64;
+                st.unchanged.retain(|_, (_, at)| *at >= keep_from);
+            }
         }
+        let hold_unchanged = self.cfg.send_unchanged_every.map(|d| d.as_millis() as i64);
         let mut refused = Refused::default();
         for fam in &snap.families {
             // Metadata goes with the first sample admitted, so no batch holds metadata alone.
@@ -191,11 +200,33 @@ impl RemoteWriteSink {
                 .metadata_sent
                 .get(&fam.name)
                 .is_none_or(|t| now.duration_since(*t) >= METADATA_REFRESH);
+            let flat_ok = matches!(fam.kind, MetricType::Gauge | MetricType::Counter);
             for s in &fam.samples {
                 let ts = s.timestamp_ms.unwrap_or(snap.timestamp_ms);
+                // An unchanged gauge or counter sample waits until the last one sent is
+                // `send_unchanged_every` old (never a first sample: it has no entry).
+                let flat = match hold_unchanged {
+                    Some(every) if flat_ok => {
+                        let h = series::series_hash(&s.name, &s.labels);
+                        let bits = s.value.to_bits();
+                        if let Some(&(b, at)) = st.unchanged.get(&h) {
+                            if b == bits && ts >= at && ts - at < every {
+                                continue;
+                            }
+                        }
+                        Some((h, bits))
+                    }
+                    _ => None,
+                };
                 if let Err(r) = st.last_sent.admit(&s.name, &s.labels, ts, cutoff) {
                     refused.count(r);
                     continue;
+                }
+                if let Some((h, bits)) = flat {
+                    if st.unchanged.len() >= series::MAX_SERIES {
+                        st.unchanged.clear();
+                    }
+                    st.unchanged.insert(h, (bits, ts));
                 }
                 if std::mem::take(&mut metadata_due) {
                     st.metadata_sent.insert(fam.name.clone(), now);
@@ -208,6 +239,10 @@ impl RemoteWriteSink {
             }
         }
         for (name, labels) in &snap.stale {
+            if hold_unchanged.is_some() {
+                // Stale markers are never held back; a series that comes back starts afresh.
+                st.unchanged.remove(&series::series_hash(name, labels));
+            }
             if let Err(r) = st.last_sent.admit(name, labels, snap.timestamp_ms, cutoff) {
                 refused.count(r);
                 continue;

@@ -368,3 +368,45 @@ async fn wire_bytes_are_counted_exactly_and_no_useless_header_is_sent() {
         ]
     );
 }
+
+/// `send_unchanged_every`: a flat gauge is queued once per interval, a change at once; first
+/// samples and stale markers are never held back.
+#[test]
+fn unchanged_samples_wait_for_send_unchanged_every() {
+    let clock = WallClock::manual(T);
+    let (s, m) = sink(
+        &clock,
+        "http://127.0.0.1:1/",
+        "send_unchanged_every = \"1m\"",
+    );
+    let at = |ts: i64, v: f64| {
+        let mut f = Family::new("m", MetricType::Gauge, "");
+        f.samples.push(Sample {
+            name: "m".into(),
+            labels: labels("flat"),
+            value: v,
+            timestamp_ms: None,
+        });
+        Arc::new(Snapshot {
+            source: "x".into(),
+            timestamp_ms: ts,
+            families: vec![f],
+            stale: Vec::new(),
+        })
+    };
+    for (i, v) in [1.0, 1.0, 1.0, 1.0, 2.0, 2.0].iter().enumerate() {
+        s.submit(at(T + 15_000 * i as i64, *v));
+    }
+    s.submit(at(T + 15_000 * 8, 2.0)); // 60 s after the last one sent
+    let mut gone = (*snap(T + 15_000 * 9, &[])).clone();
+    gone.stale.push(("m".into(), labels("flat")));
+    s.submit(Arc::new(gone));
+    s.submit(at(T + 15_000 * 10, 2.0)); // back: a first sample again
+    let q = take_queued(&s);
+    assert_eq!(
+        q["flat"],
+        [T, T + 60_000, T + 120_000, T + 135_000, T + 150_000],
+        "{q:?}"
+    );
+    assert!(dropped(&m).is_empty(), "held back is not dropped");
+}
