@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::Command;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/remote_write_v1.proto"];
+    let files = ["proto/remote_write_v1.proto", "proto/remote_write_v2.proto"];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");
     }

@@ -151,6 +151,10 @@ def main():
         body, n = exposition(16 * MIB, name)
         cases.append((f"scrape: {len(body) / MIB:.1f} MB exposition ({n} series like "
                       f"`{name.format(i=1)}`)", body, "text/plain; version=0.0.4", "scrape", ""))
+    # One family of labelled series (issue 11's shape: ~21 bytes a series).
+    body, n = exposition(16 * MIB, 'node_x{{id="{i:07d}"}}')
+    cases.append((f"scrape: {len(body) / MIB:.1f} MB exposition ({n} series of one family "
+                   "like `node_x{id=\"0000001\"}`)", body, "text/plain; version=0.0.4", "scrape", ""))
     body, n = exposition(16 * MIB, "metric_name_{i:07d}", 199_000)
     cases.append((f"scrape: {len(body) / MIB:.1f} MB exposition ({n} series, just under "
                   "sample_limit: the whole pipeline runs)", body, "text/plain; version=0.0.4",

@@ -5,7 +5,7 @@
 # For each exporter shape it starts the exporter and six senders scraping it on the shape's
 # interval, each through its own route of a byte-counting proxy (bench/tcpcount.py):
 #   pushrelay with defaults (batch_wait 5s) -> VictoriaMetrics, and -> Prometheus,
-#   pushrelay with batch_wait = "60s"       -> VictoriaMetrics, and -> Prometheus,
+#   pushrelay with profile = "metered"      -> VictoriaMetrics, and -> Prometheus,
 #   vmagent with defaults                   -> VictoriaMetrics (it negotiates zstd there),
 #                                           -> Prometheus (it tries zstd, gets 415, falls back to snappy).
 # Shapes (all by default): `sim` = the demo's exporter (`pushrelay sim --devices 7`, ~320 series)
@@ -151,8 +151,8 @@ done
 
 # ---- Proxy routes and senders -------------------------------------------------------------------
 # A sender is <shape>-<kind>-<receiver>; its `sender` label has the same length for every sender of
-# a shape (so no sender pays for a longer label): <shape><pd|p6|va><v|p>.
-kinds="pd p6 va"
+# a shape (so no sender pays for a longer label): <shape><pd|pm|va><v|p>.
+kinds="pd pm va"
 rcvs="v p"
 routes=()
 declare -A sender_port rcv_port
@@ -185,9 +185,9 @@ for s in $shapes; do
             id="$s$k$r"
             url="http://127.0.0.1:${rcv_port[$id]}/api/v1/write"
             case "$k" in
-            pd | p6)
+            pd | pm)
                 wait_line=""
-                [ "$k" = p6 ] && wait_line='batch_wait = "60s"'
+                [ "$k" = pm ] && wait_line='profile = "metered"'
                 cat >"$tmp/$id.toml" <<EOF
 # pushrelay for the wire benchmark: one scrape source, one remote-write sink.
 [relay]

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-KINDS = {"pd": "pushrelay, defaults", "p6": "pushrelay, batch_wait 60s", "va": "vmagent, defaults"}
+KINDS = {"pd": "pushrelay, defaults", "pm": "pushrelay, profile = \"metered\"", "va": "vmagent, defaults"}
 RCVS = {"v": "VictoriaMetrics", "p": "Prometheus"}
 
 
@@ -47,7 +47,7 @@ def main():
         out.append("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
         for r in RCVS:
             base = None
-            for k in ("va", "pd", "p6"):
+            for k in ("va", "pd", "pm"):
                 sid = shape + k + r
                 st = routes.get(sid)
                 if st is None:

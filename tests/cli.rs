@@ -249,13 +249,19 @@ async fn run_serves_metrics_and_exits_cleanly_on_sigterm_without_logging_secrets
         .local_addr()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = cfg_with(&exporter.url, &format!("{}/api/v1/write", proxy.url)).replace(
-        "shutdown_timeout = \"2s\"",
-        &format!(
-            "shutdown_timeout = \"2s\"\nlisten = \"{listen}\"\nstate_dir = \"{}\"",
-            dir.path().join("state").display()
-        ),
-    );
+    // Pinned to 1.0 with snappy: the scripted 400 must meet the data, not a 2.0 probe.
+    let cfg = cfg_with(&exporter.url, &format!("{}/api/v1/write", proxy.url))
+        .replace(
+            "batch_wait = \"200ms\"",
+            "batch_wait = \"200ms\"\nprotocol = \"v1\"\ncompression = \"snappy\"",
+        )
+        .replace(
+            "shutdown_timeout = \"2s\"",
+            &format!(
+                "shutdown_timeout = \"2s\"\nlisten = \"{listen}\"\nstate_dir = \"{}\"",
+                dir.path().join("state").display()
+            ),
+        );
     let p = write_config(&dir, &cfg);
     for format in ["text", "json"] {
         proxy.fail_next(&[(401, "bad credentials"), (400, "bad data"), (500, "oops")]);

@@ -130,6 +130,9 @@ url = "{rw_url}"
 batch_wait = "200ms"
 min_backoff = "100ms"
 max_backoff = "1s"
+# The fakes here read remote-write 1.0 with snappy; negotiation has its own tests.
+protocol = "v1"
+compression = "snappy"
 {buffer}
 "#,
             state = process.state().display(),

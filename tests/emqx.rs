@@ -698,4 +698,11 @@ async fn an_oversized_page_is_refused_not_read() {
     let r = poll(&sim, dir.path(), "").await;
     let e = r.error.expect("the oversized page is an error");
     assert!(e.contains("exceeds the limit of 4194304 bytes"), "{e}");
+    assert!(
+        e.contains(".body_size_limit"),
+        "names the key to raise: {e}"
+    );
+    // The limit is the source's to raise.
+    let r = poll(&sim, dir.path(), "body_size_limit = \"16MiB\"\n").await;
+    assert!(r.error.is_none(), "{:?}", r.error);
 }

@@ -28,6 +28,7 @@ mod scrape_options;
 mod security;
 mod ttn;
 mod ttn_devices;
+mod wire_negotiation;
 
 /// `autotests = false` (Cargo.toml) means a file under tests/ that is not declared above would
 /// silently never run: this fails instead, naming it.

@@ -233,10 +233,10 @@ async fn a_batch_refused_with_400_is_dropped_counted_and_never_resent() {
     let proxy = FaultProxy::start(&prom.base_url).await;
     proxy.fail_next(&[(400, "out of order sample (err-mimir-sample-out-of-order)")]);
     let exporter = Exporter::start("x 1\n").await;
-    let (cancel, h, metrics) = start_relay(&config(
-        &exporter.url,
-        &format!("{}/api/v1/write", proxy.url),
-    ));
+    // Pinned to 1.0 with snappy: this test checks those headers (negotiation has its own).
+    let cfg = config(&exporter.url, &format!("{}/api/v1/write", proxy.url))
+        + "protocol = \"v1\"\ncompression = \"snappy\"\n";
+    let (cancel, h, metrics) = start_relay(&cfg);
     wait_for(Duration::from_secs(30), || async {
         (proxy.seen().len() >= 4).then_some(())
     })
@@ -249,7 +249,11 @@ async fn a_batch_refused_with_400_is_dropped_counted_and_never_resent() {
         seen[1..].iter().all(|s| s.body != seen[0].body),
         "the refused batch was sent again"
     );
-    assert!(seen[1..].iter().all(|s| s.status == 204));
+    assert!(
+        seen[1..].iter().all(|s| s.status == 204),
+        "{:?}",
+        seen.iter().map(|s| s.status).collect::<Vec<_>>()
+    );
     assert!(
         metrics.dropped_total("rw") > 0,
         "dropped samples are counted"

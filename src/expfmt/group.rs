@@ -147,6 +147,9 @@ pub(crate) struct Grouper {
     hasher: RandomState,
     /// Samples kept so far (what a `sample_limit` counts before relabelling).
     kept: usize,
+    /// Set when the grouper only counts what it would keep: the latest timestamp per series
+    /// hash, nothing else (see [`Grouper::counting`]).
+    counting: Option<HashMap<u64, i64>>,
 }
 
 impl Grouper {
@@ -154,6 +157,17 @@ impl Grouper {
     pub fn new(now_ms: i64) -> Grouper {
         Grouper {
             now: now_ms,
+            ..Grouper::default()
+        }
+    }
+
+    /// A grouper that keeps no sample, only counts those [`Grouper::sample`] would keep (by a
+    /// 64-bit hash per series: a few bytes each instead of the samples themselves), so a body
+    /// that may be over a `sample_limit` is judged before anything is built from it.
+    pub fn counting(now_ms: i64) -> Grouper {
+        Grouper {
+            now: now_ms,
+            counting: Some(HashMap::new()),
             ..Grouper::default()
         }
     }
@@ -248,6 +262,21 @@ impl Grouper {
         name.hash(&mut h);
         labels.hash(&mut h);
         let key = h.finish();
+        if let Some(latest) = &mut self.counting {
+            match latest.entry(key) {
+                Entry::Vacant(v) => {
+                    v.insert(ts);
+                }
+                Entry::Occupied(mut o) => {
+                    if timestamp_ms.is_none() || ts <= *o.get() {
+                        return;
+                    }
+                    o.insert(ts);
+                }
+            }
+            self.kept += 1;
+            return;
+        }
         let new_link = self.seen.len();
         let next = match self.series.entry(key) {
             Entry::Vacant(v) => {

@@ -41,11 +41,19 @@ pub fn parse_at(body: &[u8], now_ms: i64) -> Result<Vec<Family>, ParseError> {
 
 /// [`parse_at`] that gives up once more than `cap` samples are kept (0: no cap).
 pub fn parse_capped(body: &[u8], now_ms: i64, cap: usize) -> Result<Vec<Family>, ParseError> {
+    if super::parse::may_pass_cap(body, cap) {
+        // Counted first, as in the classic parser: over the cap, nothing is built.
+        run(body, Grouper::counting(now_ms), cap)?;
+    }
+    run(body, Grouper::new(now_ms), cap)
+}
+
+fn run(body: &[u8], group: Grouper, cap: usize) -> Result<Vec<Family>, ParseError> {
     let mut p = Om {
         b: body,
         pos: 0,
         mtype: None,
-        group: Grouper::new(now_ms),
+        group,
     };
     let mut line = 1;
     loop {

@@ -72,11 +72,25 @@ pub fn parse_bytes_capped(
     now_ms: i64,
     cap: usize,
 ) -> Result<Vec<crate::model::Family>, ParseError> {
+    if may_pass_cap(body, cap) {
+        // Count first, keeping a hash per series only: a body over the cap is refused
+        // without holding up to `cap` samples, and one under it is parsed as usual.
+        run(body, Grouper::counting(now_ms), cap)?;
+    }
+    run(body, Grouper::new(now_ms), cap)
+}
+
+/// True if `body` has more lines than `cap` (0: no cap), so it may hold more samples.
+pub(crate) fn may_pass_cap(body: &[u8], cap: usize) -> bool {
+    cap > 0 && body.iter().filter(|&&c| c == b'\n').count() >= cap
+}
+
+fn run(body: &[u8], group: Grouper, cap: usize) -> Result<Vec<crate::model::Family>, ParseError> {
     let mut p = Parser {
         b: body,
         pos: 0,
         mtype: None,
-        group: Grouper::new(now_ms),
+        group,
         pairs: Vec::new(),
     };
     loop {
@@ -741,6 +755,29 @@ mod tests {
         let om = "a_total 1\nb_total 2\n# EOF\n";
         let e = crate::expfmt::openmetrics::parse_capped(om.as_bytes(), 0, 1).unwrap_err();
         assert_eq!(e.message, "sample_limit exceeded: more than 1 samples");
+    }
+
+    #[test]
+    fn counting_keeps_what_the_grouper_keeps() {
+        // Repeats without a timestamp, timestamps going back, forward, and new series.
+        let body = "a 1\na 2\nb 1 10\nb 2 5\nb 3 20\nc{x=\"1\"} 1\nc{x=\"1\"} 1 7\nc{x=\"2\"} 1\n";
+        let (mut full, mut counted) = (Grouper::new(0), Grouper::counting(0));
+        for g in [&mut full, &mut counted] {
+            let mut p = Parser {
+                b: body.as_bytes(),
+                pos: 0,
+                mtype: None,
+                group: std::mem::take(g),
+                pairs: Vec::new(),
+            };
+            while p.entry().unwrap() {}
+            *g = p.group;
+        }
+        assert_eq!(full.kept(), 6);
+        assert_eq!(counted.kept(), full.kept());
+        // A cap the body passes only through timestamps is still found by the count.
+        let e = parse_bytes_capped(b"b 1 1\nb 2 2\nb 3 3\n", 0, 2).unwrap_err();
+        assert_eq!(e.message, "sample_limit exceeded: more than 2 samples");
     }
 
     #[test]

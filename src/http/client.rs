@@ -84,6 +84,15 @@ pub fn authorize(req: reqwest::RequestBuilder, cfg: &HttpConfig) -> reqwest::Req
     }
 }
 
+/// `message` from [`read_limited`], with the key to raise when it is about the limit.
+pub fn over_limit_hint(message: String, source: &str) -> String {
+    if message.contains("exceeds the limit of") {
+        format!("{message}; raise source.{source}.body_size_limit if the answer is real")
+    } else {
+        message
+    }
+}
+
 /// Reads a response body, refusing more than `limit` bytes.
 pub async fn read_limited(mut resp: reqwest::Response, limit: u64) -> Result<Vec<u8>, String> {
     if let Some(len) = resp.content_length() {

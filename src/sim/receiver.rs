@@ -41,21 +41,42 @@ fn handle(store: &Store, req: Request) -> Response {
     let path = req.uri().path().to_string();
     match (req.method().as_str(), path.as_str()) {
         ("POST", "/api/v1/write") => {
-            if header(&req, "content-encoding") != "snappy"
-                || header(&req, "content-type") != "application/x-protobuf"
-                || header(&req, "x-prometheus-remote-write-version") != "0.1.0"
-            {
+            // Every form the relay sends: 1.0 with snappy or zstd, 2.0 with snappy.
+            let v2 = header(&req, "content-type") == crate::wire::form::V2_CONTENT_TYPE;
+            let encoding = header(&req, "content-encoding");
+            let version = header(&req, "x-prometheus-remote-write-version");
+            let headers_ok = if v2 {
+                encoding == "snappy" && version == crate::wire::form::V2_VERSION
+            } else {
+                (encoding == "snappy" || encoding == "zstd")
+                    && header(&req, "content-type") == "application/x-protobuf"
+                    && version == "0.1.0"
+            };
+            if !headers_ok {
                 st.bad_requests
                     .push("remote write without the required headers".into());
                 return response(400, "text/plain", "missing remote-write headers\n");
             }
-            let wr = match decode(req.body()) {
+            let decoded = if v2 {
+                crate::wire::v2::decode(req.body()).map(crate::wire::v2::to_v1)
+            } else if encoding == "zstd" {
+                crate::wire::form::zstd_decompress(req.body(), 64 << 20)
+                    .map_err(Into::into)
+                    .and_then(|raw| {
+                        use prost::Message;
+                        Ok(crate::wire::proto::WriteRequest::decode(raw.as_slice())?)
+                    })
+            } else {
+                decode(req.body())
+            };
+            let wr = match decoded {
                 Ok(w) => w,
                 Err(e) => {
                     st.bad_requests.push(format!("undecodable body: {e}"));
                     return response(400, "text/plain", format!("bad body: {e}\n"));
                 }
             };
+            let samples: usize = wr.timeseries.iter().map(|t| t.samples.len()).sum();
             st.remote_write_requests += 1;
             st.remote_write_bytes += req.body().len() as u64;
             for ts in wr.timeseries {
@@ -85,7 +106,16 @@ fn handle(store: &Store, req: Request) -> Response {
             for m in wr.metadata {
                 st.metadata.insert(m.metric_family_name, (m.r#type, m.help));
             }
-            response(204, "text/plain", "")
+            let mut r = response(204, "text/plain", "");
+            if v2 {
+                for (h, n) in crate::wire::form::V2_WRITTEN_HEADERS
+                    .iter()
+                    .zip([samples, 0, 0])
+                {
+                    r.headers_mut().insert(*h, n.into());
+                }
+            }
+            r
         }
         ("PUT" | "POST", p) if p.starts_with("/metrics/job/") => {
             let body = String::from_utf8_lossy(req.body()).to_string();

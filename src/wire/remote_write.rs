@@ -208,6 +208,8 @@ pub fn compress(req: &proto::WriteRequest) -> Vec<u8> {
 pub enum DecodeError {
     #[error("snappy: {0}")]
     Snappy(#[from] snap::Error),
+    #[error("zstd: {0}")]
+    Zstd(#[from] std::io::Error),
     #[error("protobuf: {0}")]
     Protobuf(#[from] prost::DecodeError),
 }

@@ -146,8 +146,19 @@ impl FaultProxy {
                         match r.body(body.clone()).send().await {
                             Ok(up) => {
                                 let st = up.status().as_u16();
+                                // Remote-write 2.0's answer headers pass, as through a real proxy.
+                                let written: Vec<_> = up
+                                    .headers()
+                                    .iter()
+                                    .filter(|(k, _)| {
+                                        k.as_str().starts_with("x-prometheus-remote-write-")
+                                    })
+                                    .map(|(k, v)| (k.clone(), v.clone()))
+                                    .collect();
                                 let b = up.bytes().await.unwrap_or_default();
-                                (st, response(st, "text/plain", b))
+                                let mut r = response(st, "text/plain", b);
+                                r.headers_mut().extend(written);
+                                (st, r)
                             }
                             Err(e) => (502, response(502, "text/plain", e.to_string())),
                         }

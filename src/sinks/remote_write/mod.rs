@@ -13,6 +13,7 @@
 //! summary logs what was given up on at most once a minute ([`super::health`]).
 
 pub mod config;
+mod negotiate;
 mod series;
 
 use std::collections::HashMap;
@@ -22,12 +23,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{BufferConfig, RateLimit, RemoteWriteConfig};
+pub use config::{BufferConfig, Choice, Compression, Protocol, RateLimit, RemoteWriteConfig};
+use negotiate::{Judged, Negotiator};
 
 use super::health::{DropLog, OutageLog};
 use super::send::{
@@ -38,9 +39,10 @@ use crate::buffer::{DiskQueue, DiskQueueOptions, Fsync, MemoryQueue, Queue};
 use crate::clock::WallClock;
 use crate::config::redact_url;
 use crate::http::client;
-use crate::model::{stale_nan, Snapshot};
+use crate::model::{stale_nan, MetricType, Snapshot};
 use crate::self_metrics::SelfMetrics;
-use crate::wire::remote_write::{self as rw, BatchBuilder, EncodedBatch};
+use crate::wire::form::{convert, V2_WRITTEN_HEADERS};
+use crate::wire::remote_write::{BatchBuilder, EncodedBatch};
 use crate::BoxFuture;
 
 impl SinkConfig for RemoteWriteConfig {
@@ -74,6 +76,8 @@ pub struct RemoteWriteSink {
     /// Where it reports going offline and coming back (the status page, readiness).
     status: std::sync::Arc<crate::status::Status>,
     state: Mutex<State>,
+    /// Which protocol and compression the receiver takes.
+    wire: Mutex<Negotiator>,
     /// Wakes the batcher when a batch starts filling.
     batch_started: Notify,
     /// Wakes the sender when the queue gains a batch or the batcher closes.
@@ -99,6 +103,9 @@ struct State {
     /// The last timestamp queued per series.
     last_sent: series::LastSent,
     last_forget: Instant,
+    /// With `send_unchanged_every`: the value (bits) and timestamp last queued per gauge or
+    /// counter series, by series hash.
+    unchanged: HashMap<u64, (u64, i64)>,
 }
 
 impl RemoteWriteSink {
@@ -134,7 +141,14 @@ impl RemoteWriteSink {
                     .allow_burst(NonZeroU32::new(burst).expect("burst > 0")),
             )
         });
+        let wire = Negotiator::new(
+            &cfg.name,
+            cfg.protocol,
+            cfg.compression,
+            queue_dir.map(|d| d.join("negotiated.json")),
+        );
         Ok(RemoteWriteSink {
+            wire: Mutex::new(wire),
             // Receivers answer with small bodies: `accept-encoding: gzip` would only cost bytes.
             client: client::builder(&cfg.http)?.no_gzip().build()?,
             state: Mutex::new(State {
@@ -144,6 +158,7 @@ impl RemoteWriteSink {
                 metadata_sent: HashMap::new(),
                 last_sent,
                 last_forget: Instant::now(),
+                unchanged: HashMap::new(),
             }),
             drops: DropLog::new(&cfg.name),
             cfg,
@@ -172,7 +187,12 @@ impl RemoteWriteSink {
         if now.duration_since(st.last_forget) >= FORGET_EVERY {
             st.last_forget = now;
             st.last_sent.forget_older_than(cutoff);
+            if let Some(every) = self.cfg.send_unchanged_every {
+                let keep_from = self.clock.now_ms() - 2 * every.as_millis() as i64;
+                st.unchanged.retain(|_, (_, at)| *at >= keep_from);
+            }
         }
+        let hold_unchanged = self.cfg.send_unchanged_every.map(|d| d.as_millis() as i64);
         let mut refused = Refused::default();
         for fam in &snap.families {
             // Metadata goes with the first sample admitted, so no batch holds metadata alone.
@@ -180,11 +200,33 @@ impl RemoteWriteSink {
                 .metadata_sent
                 .get(&fam.name)
                 .is_none_or(|t| now.duration_since(*t) >= METADATA_REFRESH);
+            let flat_ok = matches!(fam.kind, MetricType::Gauge | MetricType::Counter);
             for s in &fam.samples {
                 let ts = s.timestamp_ms.unwrap_or(snap.timestamp_ms);
+                // An unchanged gauge or counter sample waits until the last one sent is
+                // `send_unchanged_every` old (never a first sample: it has no entry).
+                let flat = match hold_unchanged {
+                    Some(every) if flat_ok => {
+                        let h = series::series_hash(&s.name, &s.labels);
+                        let bits = s.value.to_bits();
+                        if let Some(&(b, at)) = st.unchanged.get(&h) {
+                            if b == bits && ts >= at && ts - at < every {
+                                continue;
+                            }
+                        }
+                        Some((h, bits))
+                    }
+                    _ => None,
+                };
                 if let Err(r) = st.last_sent.admit(&s.name, &s.labels, ts, cutoff) {
                     refused.count(r);
                     continue;
+                }
+                if let Some((h, bits)) = flat {
+                    if st.unchanged.len() >= series::MAX_SERIES {
+                        st.unchanged.clear();
+                    }
+                    st.unchanged.insert(h, (bits, ts));
                 }
                 if std::mem::take(&mut metadata_due) {
                     st.metadata_sent.insert(fam.name.clone(), now);
@@ -197,6 +239,10 @@ impl RemoteWriteSink {
             }
         }
         for (name, labels) in &snap.stale {
+            if hold_unchanged.is_some() {
+                // Stale markers are never held back; a series that comes back starts afresh.
+                st.unchanged.remove(&series::series_hash(name, labels));
+            }
             if let Err(r) = st.last_sent.admit(name, labels, snap.timestamp_ms, cutoff) {
                 refused.count(r);
                 continue;
@@ -453,24 +499,60 @@ impl RemoteWriteSink {
             }
             b.body.clone()
         };
-        let req = self
-            .client
-            .post(self.cfg.url.clone())
-            .header(CONTENT_ENCODING, rw::CONTENT_ENCODING)
-            .header(CONTENT_TYPE, rw::CONTENT_TYPE)
-            .header(rw::VERSION_HEADER, rw::VERSION)
-            .body(body);
-        let req = client::authorize(req, &self.cfg.http);
-        let sent = match req.try_clone().map(|r| r.build()) {
-            Some(Ok(r)) => request_wire_bytes(&r, &self.cfg.http.headers),
-            _ => 0,
-        };
-        let (result, answer) = send_inspected(req).await;
-        if let Some(a) = &answer {
+        // Each round sends the batch in the form the receiver is believed to take; a fall-back
+        // sends it again at once in the next form (three forms at most).
+        for _ in 0..3 {
+            let form = self.lock_wire().form(self.clock.now_ms());
+            let wire_body = match convert(&body, form) {
+                Ok(b) => b,
+                // Not decodable: only the neutral form can carry it (the receiver decides).
+                Err(_) => body.clone(),
+            };
+            let mut req = self.client.post(self.cfg.url.clone());
+            for (k, v) in form.headers() {
+                req = req.header(k, v);
+            }
+            let req = client::authorize(req.body(wire_body), &self.cfg.http);
+            let sent = match req.try_clone().map(|r| r.build()) {
+                Some(Ok(r)) => request_wire_bytes(&r, &self.cfg.http.headers),
+                _ => 0,
+            };
+            let (result, answer) = send_inspected(req).await;
+            let Some(answer) = answer else {
+                return result;
+            };
             self.metrics
-                .wire_bytes(&self.cfg.name, sent, a.wire_bytes());
+                .wire_bytes(&self.cfg.name, sent, answer.wire_bytes());
+            let judged = self.lock_wire().judge(form, &answer, self.clock.now_ms());
+            if judged == Judged::FellBack {
+                continue;
+            }
+            if result.is_ok()
+                && form.protocol == Protocol::V2
+                && !V2_WRITTEN_HEADERS
+                    .iter()
+                    .any(|h| answer.headers.contains_key(*h))
+            {
+                return Err(SendError::Retryable {
+                    kind: Failure::Rejected,
+                    reason: format!(
+                        "HTTP {} without X-Prometheus-Remote-Write-Samples-Written: the receiver ignored a remote-write 2.0 body (it takes only 1.0: set protocol = \"v1\" or \"auto\")",
+                        answer.status.as_u16()
+                    ),
+                    after: None,
+                });
+            }
+            return result;
         }
-        result
+        Err(SendError::Retryable {
+            kind: Failure::Rejected,
+            reason: "the receiver refused every form (2.0, 1.0 with zstd, 1.0 with snappy)".into(),
+            after: None,
+        })
+    }
+
+    fn lock_wire(&self) -> MutexGuard<'_, Negotiator> {
+        self.wire.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Seals the pending batch and sends the whole queue, retrying until `deadline`. Fails
@@ -576,7 +658,7 @@ impl Sink for RemoteWriteSink {
     }
 
     fn protocol(&self) -> String {
-        "remote-write 1.0, snappy".into()
+        self.lock_wire().describe()
     }
 }
 

@@ -39,7 +39,7 @@ pub struct LastSent {
     max: usize,
 }
 
-fn series_hash(name: &str, labels: &Labels) -> u64 {
+pub fn series_hash(name: &str, labels: &Labels) -> u64 {
     // The same keys for every instance in a process: the hashes only live in memory.
     let mut h = std::hash::DefaultHasher::new();
     name.hash(&mut h);

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use super::*;
 use crate::model::{Family, Labels, MetricType, Sample};
+use crate::wire::remote_write as rw;
 
 const T: i64 = 1_700_000_000_000;
 
@@ -20,6 +21,14 @@ fn sink_in(
     url: &str,
     extra: &str,
 ) -> (RemoteWriteSink, Arc<SelfMetrics>) {
+    // The scripted receivers here read remote-write 1.0 with snappy, unless a test says otherwise.
+    let mut extra = extra.to_string();
+    if !extra.contains("protocol") {
+        extra.push_str("\nprotocol = \"v1\"");
+    }
+    if !extra.contains("compression") {
+        extra.push_str("\ncompression = \"snappy\"");
+    }
     let text = format!(
         r#"
 [[source]]
@@ -358,4 +367,46 @@ async fn wire_bytes_are_counted_exactly_and_no_useless_header_is_sent() {
             "x-scope-orgid"
         ]
     );
+}
+
+/// `send_unchanged_every`: a flat gauge is queued once per interval, a change at once; first
+/// samples and stale markers are never held back.
+#[test]
+fn unchanged_samples_wait_for_send_unchanged_every() {
+    let clock = WallClock::manual(T);
+    let (s, m) = sink(
+        &clock,
+        "http://127.0.0.1:1/",
+        "send_unchanged_every = \"1m\"",
+    );
+    let at = |ts: i64, v: f64| {
+        let mut f = Family::new("m", MetricType::Gauge, "");
+        f.samples.push(Sample {
+            name: "m".into(),
+            labels: labels("flat"),
+            value: v,
+            timestamp_ms: None,
+        });
+        Arc::new(Snapshot {
+            source: "x".into(),
+            timestamp_ms: ts,
+            families: vec![f],
+            stale: Vec::new(),
+        })
+    };
+    for (i, v) in [1.0, 1.0, 1.0, 1.0, 2.0, 2.0].iter().enumerate() {
+        s.submit(at(T + 15_000 * i as i64, *v));
+    }
+    s.submit(at(T + 15_000 * 8, 2.0)); // 60 s after the last one sent
+    let mut gone = (*snap(T + 15_000 * 9, &[])).clone();
+    gone.stale.push(("m".into(), labels("flat")));
+    s.submit(Arc::new(gone));
+    s.submit(at(T + 15_000 * 10, 2.0)); // back: a first sample again
+    let q = take_queued(&s);
+    assert_eq!(
+        q["flat"],
+        [T, T + 60_000, T + 120_000, T + 135_000, T + 150_000],
+        "{q:?}"
+    );
+    assert!(dropped(&m).is_empty(), "held back is not dropped");
 }

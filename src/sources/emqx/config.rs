@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::units::{de_duration_opt, ser_duration, ser_url};
+use crate::config::units::{de_duration_opt, de_size_opt, ser_duration, ser_url};
 use crate::config::{Component, ConfigError, HttpConfig, HttpKeys, RawHttp, Secret, Section};
 use crate::sources::{BuildContext, Source, SourceConfig};
 
@@ -74,6 +74,8 @@ pub struct EmqxConfig {
     pub forget_after: Duration,
     /// Carry counters across reconnects so `_total` series never go backwards.
     pub monotonic_counters: bool,
+    /// Largest answer (one page of clients) accepted, in bytes.
+    pub body_size_limit: u64,
     #[serde(flatten)]
     pub flags: EmqxFlags,
     /// Headers, TLS and per-request timeout (auth is `api_key`/`api_secret`).
@@ -101,6 +103,8 @@ pub struct RawEmqx {
     #[serde(default, deserialize_with = "de_duration_opt")]
     forget_after: Option<Duration>,
     monotonic_counters: Option<bool>,
+    #[serde(default, deserialize_with = "de_size_opt")]
+    body_size_limit: Option<u64>,
     enable_processed_counters: Option<bool>,
     enable_qos_split: Option<bool>,
     enable_dropped_counters: Option<bool>,
@@ -178,6 +182,7 @@ impl Component for EmqxConfig {
             timeout,
             forget_after: s.forget_after.unwrap_or(Duration::from_secs(24 * 3600)),
             monotonic_counters: s.monotonic_counters.unwrap_or(true),
+            body_size_limit: s.body_size_limit.unwrap_or(super::BODY_LIMIT),
             flags,
             http,
             name: s.name,

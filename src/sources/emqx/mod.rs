@@ -33,7 +33,7 @@ const MAX_PAGES: usize = 1000;
 /// Largest answer accepted, in bytes: a page of `PAGE_LIMIT` clients is about 1.1–2 MB (1.1 KB
 /// per client in EMQX 5's shape, more with version-specific extras). Each client becomes about
 /// 40 series, ~25 KB of memory in all, so this bounds one answer to ~100 MiB (bench/memory.py).
-const BODY_LIMIT: u64 = 4 << 20;
+pub(crate) const BODY_LIMIT: u64 = 4 << 20;
 /// A client id no broker has: the second id of the multi-`clientid` probe.
 const PROBE_ID: &str = "pushrelay-multi-clientid-probe-\u{2400}";
 
@@ -129,7 +129,7 @@ impl EmqxSource {
             .map_err(|e| SourceError::Invalid(format!("answer is not JSON: {e}")))
     }
 
-    /// GETs an answer's body (at most [`BODY_LIMIT`]); `Ok(None)` for a 404 when `missing_ok`.
+    /// GETs an answer's body (at most `body_size_limit`); `Ok(None)` for a 404 when `missing_ok`.
     async fn get_body(
         &self,
         url: reqwest::Url,
@@ -165,9 +165,9 @@ impl EmqxSource {
             };
             return Err(SourceError::Status { status, body });
         }
-        let body = client::read_limited(resp, BODY_LIMIT)
+        let body = client::read_limited(resp, self.cfg.body_size_limit)
             .await
-            .map_err(SourceError::Invalid)?;
+            .map_err(|e| SourceError::Invalid(client::over_limit_hint(e, &self.cfg.name)))?;
         Ok(Some(body))
     }
 

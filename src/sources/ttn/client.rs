@@ -13,7 +13,7 @@ use crate::http::client;
 
 /// Largest answer read: a page of 1000 gateways is 0.5–2 MB, batch stats less. Answers are
 /// read as JSON trees (about 15× their size in memory), so this keeps one answer under ~80 MiB.
-const BODY_LIMIT: u64 = 4 << 20;
+pub(crate) const BODY_LIMIT: u64 = 4 << 20;
 
 /// Why a request gave no usable answer.
 #[derive(Debug)]
@@ -51,6 +51,8 @@ pub struct Api {
     key_policy: super::clusters::KeyPolicy,
     /// Per rate-limit bucket (method + gateway), no request before this instant.
     not_before: HashMap<String, Instant>,
+    /// Largest answer accepted (`body_size_limit`).
+    body_size_limit: u64,
 }
 
 impl Api {
@@ -68,6 +70,7 @@ impl Api {
             client: client::build(&cfg.http)?,
             auth,
             request_timeout: cfg.http.timeout,
+            body_size_limit: cfg.body_size_limit,
             key_policy: super::clusters::KeyPolicy::new(&cfg.url, &cfg.allowed_stats_hosts),
             not_before: HashMap::new(),
         })
@@ -133,9 +136,9 @@ impl Api {
             }
             let wait = self.note_rate_limit(bucket, status, resp.headers());
             let headers = resp.headers().clone();
-            let bytes = client::read_limited(resp, BODY_LIMIT)
+            let bytes = client::read_limited(resp, self.body_size_limit)
                 .await
-                .map_err(CallError::Transport)?;
+                .map_err(|e| CallError::Transport(client::over_limit_hint(e, &self.source)))?;
             if status.is_success() {
                 return Ok((headers, bytes));
             }

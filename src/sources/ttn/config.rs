@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::units::{de_duration_opt, ser_duration, ser_url};
+use crate::config::units::{de_duration_opt, de_size_opt, ser_duration, ser_url};
 use crate::config::{
     Component, ConfigError, HttpConfig, HttpKeys, RawHttp, Secret, Section, TlsConfig,
 };
@@ -35,6 +35,8 @@ pub struct TtnConfig {
     /// Hosts (or `host:port`) besides `url`'s and the deployment's official clusters where a
     /// gateway's stats may be read with the API key (see `clusters::KeyPolicy`).
     pub allowed_stats_hosts: Vec<String>,
+    /// Largest API answer accepted, in bytes.
+    pub body_size_limit: u64,
     /// Headers, TLS and per-request timeout (auth is `api_key`). Its `timeout` is the
     /// per-request `request_timeout`, so it is printed through the three fields below instead
     /// of flattened (which would print `timeout` twice with two meanings).
@@ -68,6 +70,8 @@ pub struct RawTtn {
     discovery_interval: Option<Duration>,
     #[serde(default)]
     compat_names: bool,
+    #[serde(default, deserialize_with = "de_size_opt")]
+    body_size_limit: Option<u64>,
     #[serde(default)]
     allowed_stats_hosts: Vec<String>,
 }
@@ -135,6 +139,7 @@ impl Component for TtnConfig {
             discovery_interval: s.discovery_interval.unwrap_or(Duration::from_secs(600)),
             compat_names: s.compat_names,
             allowed_stats_hosts: s.allowed_stats_hosts,
+            body_size_limit: s.body_size_limit.unwrap_or(super::client::BODY_LIMIT),
             request_timeout,
             headers: http.headers.clone(),
             tls: http.tls.clone(),
