@@ -442,11 +442,102 @@ pub fn parse_stats(v: &Value) -> Stats {
 
 /// The body of a per-gateway stats GET.
 pub fn parse_stats_body(body: &[u8]) -> Result<Stats, String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("stats are not JSON: {e}"))?;
-    if !v.is_object() {
-        return Err("stats are not a JSON object".to_string());
+    let fields: StatsFields = top_object(body, "stats")?;
+    Ok(parse_stats(&fields.tree()))
+}
+
+/// The keys of `GatewayConnectionStats` [`parse_stats`] reads, each still unparsed: every other
+/// key (and `last_status.advanced`, whatever a forwarder puts there) is skipped, not built.
+#[derive(serde::Deserialize)]
+struct StatsFields<'a> {
+    #[serde(borrow, default)]
+    connected_at: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    disconnected_at: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    last_status_received_at: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    last_uplink_received_at: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    last_downlink_received_at: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    last_tx_acknowledgment_received_at: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    uplink_count: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    downlink_count: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    tx_acknowledgment_count: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    protocol: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    round_trip_times: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    sub_bands: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    last_status: Option<&'a RawValue>,
+}
+
+/// The parts of `last_status` [`parse_stats`] reads.
+#[derive(serde::Deserialize)]
+struct LastStatusFields<'a> {
+    #[serde(borrow, default)]
+    versions: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    metrics: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    antenna_locations: Option<&'a RawValue>,
+}
+
+/// An object of the given raw fields that are present (each parsed on its own).
+fn object_of(fields: &[(&str, Option<&RawValue>)]) -> Value {
+    let map = fields
+        .iter()
+        .filter_map(|(k, raw)| {
+            let v = serde_json::from_str::<Value>((*raw)?.get()).ok()?;
+            Some((k.to_string(), v))
+        })
+        .collect();
+    Value::Object(map)
+}
+
+impl StatsFields<'_> {
+    /// The small tree [`parse_stats`] reads: only the known keys.
+    fn tree(&self) -> Value {
+        let mut v = object_of(&[
+            ("connected_at", self.connected_at),
+            ("disconnected_at", self.disconnected_at),
+            ("last_status_received_at", self.last_status_received_at),
+            ("last_uplink_received_at", self.last_uplink_received_at),
+            ("last_downlink_received_at", self.last_downlink_received_at),
+            (
+                "last_tx_acknowledgment_received_at",
+                self.last_tx_acknowledgment_received_at,
+            ),
+            ("uplink_count", self.uplink_count),
+            ("downlink_count", self.downlink_count),
+            ("tx_acknowledgment_count", self.tx_acknowledgment_count),
+            ("protocol", self.protocol),
+            ("round_trip_times", self.round_trip_times),
+            ("sub_bands", self.sub_bands),
+        ]);
+        // A `last_status` that is not an object reads as absent, as `parse_stats` reads it.
+        let status = self
+            .last_status
+            .and_then(|raw| serde_json::from_str::<LastStatusFields>(raw.get()).ok())
+            .filter(|_| self.last_status.is_some_and(|r| r.get().starts_with('{')));
+        if let (Some(s), Value::Object(m)) = (status, &mut v) {
+            m.insert(
+                "last_status".into(),
+                object_of(&[
+                    ("versions", s.versions),
+                    ("metrics", s.metrics),
+                    ("antenna_locations", s.antenna_locations),
+                ]),
+            );
+        }
+        v
     }
-    Ok(parse_stats(&v))
 }
 
 /// The body of a batch stats POST: `{"entries":{"id":{…}}}`, or `{}` when none is connected.
@@ -464,9 +555,9 @@ pub fn parse_batch_body(body: &[u8]) -> Result<BTreeMap<String, Stats>, String> 
     Ok(entries
         .unwrap_or_default()
         .into_iter()
-        .filter_map(|(k, raw)| match serde_json::from_str::<Value>(raw.get()) {
-            Ok(v) if v.is_object() => Some((k, parse_stats(&v))),
-            _ => None,
+        .filter_map(|(k, raw)| {
+            let fields: StatsFields = top_object(raw.get().as_bytes(), "stats").ok()?;
+            Some((k, parse_stats(&fields.tree())))
         })
         .collect())
 }
@@ -650,6 +741,23 @@ mod tests {
             "a_field_from_the_future": {"x": 1}
         });
         let s = parse_stats(&v);
+        // The typed, key-by-key reading of a body gives the same stats as the whole tree, with
+        // or without keys it skips.
+        assert_eq!(parse_stats_body(v.to_string().as_bytes()).unwrap(), s);
+        let mut noisy = v.clone();
+        noisy["unknown"] = json!({"deep": [1, 2, {"x": "y"}]});
+        noisy["last_status"]["advanced"] = json!({"anything": [true]});
+        assert_eq!(parse_stats_body(noisy.to_string().as_bytes()).unwrap(), s);
+        for junk in [
+            json!({"last_status": "up"}),
+            json!({"last_status": [1]}),
+            json!({"uplink_count": null}),
+        ] {
+            assert_eq!(
+                parse_stats_body(junk.to_string().as_bytes()).unwrap(),
+                parse_stats(&junk)
+            );
+        }
         assert!(s.is_connected());
         assert_eq!(s.uplink_count, Some(9043));
         assert_eq!(s.downlink_count, Some(12));
