@@ -15,7 +15,9 @@
 # samples (not up/scrape_*, not pushrelay's self-metrics) arrived per sender, and prints a
 # Markdown report (also in bench/out/<run>/report.md, raw data next to it): bytes sent (request
 # lines, headers, bodies) and received (answers) per exporter sample delivered, and the ratio to
-# vmagent's on the same receiver. Copy what you keep into bench/RESULTS.md.
+# vmagent's on the same receiver; and per exporter sample scraped (scrapes, counted from
+# scrape_duration_seconds, x series), the fair figure for a sender that holds back unchanged
+# samples (send_unchanged_every). Copy what you keep into bench/RESULTS.md.
 #
 # Usage: bench/wire.sh [--duration SECONDS] [--shapes "sim node small"] [--no-build] [--keep-tmp]
 #   --duration S    how long the senders run (default 330)
@@ -42,7 +44,7 @@ while [ $# -gt 0 ]; do
     --shapes=*) shapes="${1#*=}"; shift ;;
     --no-build) build=0; shift ;;
     --keep-tmp) keep_tmp=1; shift ;;
-    -h | --help) sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "wire: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -266,6 +268,11 @@ window=$(($(date +%s) - t_start + 600))
 query='{sender=~".+", job!="pushrelay", __name__!~"up|scrape_.*"}['"$window"'s]'
 curl -sS "http://127.0.0.1:$p_vm/api/v1/query" --data-urlencode "query=$query" >"$keep_dir/vm.json" || true
 curl -sS "http://127.0.0.1:$p_prom/api/v1/query" --data-urlencode "query=$query" >"$keep_dir/prom.json" || true
+# One scrape_duration_seconds sample per scrape (it changes every time, so even a sender that holds
+# back unchanged samples sends it): scrapes x series = the exporter samples the sender scraped.
+query='scrape_duration_seconds{sender=~".+", job!="pushrelay"}['"$window"'s]'
+curl -sS "http://127.0.0.1:$p_vm/api/v1/query" --data-urlencode "query=$query" >"$keep_dir/vm-scrapes.json" || true
+curl -sS "http://127.0.0.1:$p_prom/api/v1/query" --data-urlencode "query=$query" >"$keep_dir/prom-scrapes.json" || true
 cp "$tmp/proxy.json" "$keep_dir/proxy.json"
 
 declare -p series interval >/dev/null

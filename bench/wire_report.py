@@ -32,6 +32,10 @@ def main():
     got = {}
     for f in ("vm.json", "prom.json"):
         got.update(received(os.path.join(d, f)))
+    scrapes = {}
+    for f in ("vm-scrapes.json", "prom-scrapes.json"):
+        if os.path.exists(os.path.join(d, f)):
+            scrapes.update(received(os.path.join(d, f)))
     out = []
     out.append("Run %s, `%s`, %d s; pushrelay %s; Prometheus %s; VictoriaMetrics %s." % (
         meta["date"], meta["command"], meta["duration"], meta["pushrelay"], meta["prometheus"],
@@ -43,10 +47,12 @@ def main():
             shape, nseries, interval, expect))
         out.append("")
         out.append("| sender → receiver | requests | connections | encodings | sent B | received B "
-                   "| exporter samples | sent B/sample | sent+received B/sample | × vmagent (sent) |")
-        out.append("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+                   "| exporter samples | sent B/sample | sent+received B/sample | × vmagent (sent) "
+                   "| scrapes | sent B/scraped sample | × vmagent |")
+        out.append("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in RCVS:
             base = None
+            base_scraped = None
             for k in ("va", "pd", "pm"):
                 sid = shape + k + r
                 st = routes.get(sid)
@@ -59,11 +65,16 @@ def main():
                 if k == "va":
                     base = per
                 ratio = "%.2f" % (per / base) if base and n else "-"
+                nscr = scrapes.get(sid, 0)
+                per_scraped = sent / (nscr * nseries) if nscr else float("nan")
+                if k == "va":
+                    base_scraped = per_scraped
+                ratio_scraped = "%.2f" % (per_scraped / base_scraped) if base_scraped and nscr else "-"
                 enc = ", ".join("%s %d" % (e or "none", c) for e, c in sorted(st["encodings"].items()))
                 stat = ", ".join("%s×%d" % (c, v) for c, v in sorted(st["statuses"].items()))
-                out.append("| %s → %s | %d | %d | %s (answers %s) | %d | %d | %d | %.1f | %.1f | %s |" % (
+                out.append("| %s → %s | %d | %d | %s (answers %s) | %d | %d | %d | %.1f | %.1f | %s | %d | %.1f | %s |" % (
                     KINDS[k], RCVS[r], st["requests"], st["connections"], enc, stat, sent, recv, n, per,
-                    tot, ratio))
+                    tot, ratio, nscr, per_scraped, ratio_scraped))
         out.append("")
     print("\n".join(out))
 

@@ -2,12 +2,14 @@
 //! as `"0.067s"`, RFC 3339 with 0–9 fractional digits or an offset, zero timestamps meaning
 //! "unset", enums as names or numbers, missing fields and unknown keys.
 //!
-//! Everything is read from `serde_json::Value` by small helpers rather than derived structs,
-//! so one odd field never throws away the rest of an answer.
+//! Each gateway or stats object is read from `serde_json::Value` by small helpers rather than
+//! derived structs, so one odd field never throws away the rest of an answer; a page is split
+//! into its items as borrowed raw slices first, so only one item's tree exists at a time.
 
 use std::collections::BTreeMap;
 
 use base64::Engine;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// One gateway from the Identity Server (the list or a single GET).
@@ -327,16 +329,43 @@ pub fn parse_gateway(v: &Value) -> Option<GatewayInfo> {
 }
 
 /// A page of `GET /api/v3/gateways`: `{"gateways":[…]}`, or `{}` past the end.
+///
+/// Read gateway by gateway from borrowed slices of the body: only one gateway's JSON tree
+/// exists at a time (a whole page as one tree is about 15× the body).
 pub fn parse_gateway_list(body: &[u8]) -> Result<Vec<GatewayInfo>, String> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| format!("gateway list is not JSON: {e}"))?;
-    if !v.is_object() {
-        return Err("gateway list is not a JSON object".to_string());
+    #[derive(serde::Deserialize)]
+    struct Page<'a> {
+        #[serde(borrow, default)]
+        gateways: Option<&'a RawValue>,
     }
-    Ok(match v.get("gateways") {
-        Some(Value::Array(a)) => a.iter().filter_map(parse_gateway).collect(),
-        _ => Vec::new(),
+    let page: Page = top_object(body, "gateway list")?;
+    Ok(match page.gateways.and_then(raw_items) {
+        Some(items) => items
+            .into_iter()
+            .filter_map(|g| serde_json::from_str::<Value>(g.get()).ok())
+            .filter_map(|g| parse_gateway(&g))
+            .collect(),
+        None => Vec::new(),
     })
+}
+
+/// `body` as the typed top-level object `T` (unknown keys ignored), or why not: not JSON, or
+/// JSON that is not an object (serde would otherwise read a struct from an array).
+fn top_object<'a, T: serde::Deserialize<'a>>(body: &'a [u8], what: &str) -> Result<T, String> {
+    let first = body.iter().find(|c| !c.is_ascii_whitespace());
+    match serde_json::from_slice::<T>(body) {
+        Ok(t) if first == Some(&b'{') => Ok(t),
+        Ok(_) => Err(format!("{what} is not a JSON object")),
+        Err(_) if first != Some(&b'{') && serde_json::from_slice::<&RawValue>(body).is_ok() => {
+            Err(format!("{what} is not a JSON object"))
+        }
+        Err(e) => Err(format!("{what} is not JSON: {e}")),
+    }
+}
+
+/// The items of a raw JSON array, each still unparsed; `None` if it is not an array.
+fn raw_items(raw: &RawValue) -> Option<Vec<&RawValue>> {
+    serde_json::from_str(raw.get()).ok()
 }
 
 /// One `GatewayConnectionStats` object.
@@ -413,28 +442,124 @@ pub fn parse_stats(v: &Value) -> Stats {
 
 /// The body of a per-gateway stats GET.
 pub fn parse_stats_body(body: &[u8]) -> Result<Stats, String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("stats are not JSON: {e}"))?;
-    if !v.is_object() {
-        return Err("stats are not a JSON object".to_string());
+    let fields: StatsFields = top_object(body, "stats")?;
+    Ok(parse_stats(&fields.tree()))
+}
+
+/// The keys of `GatewayConnectionStats` [`parse_stats`] reads, each still unparsed: every other
+/// key (and `last_status.advanced`, whatever a forwarder puts there) is skipped, not built.
+#[derive(serde::Deserialize)]
+struct StatsFields<'a> {
+    #[serde(borrow, default)]
+    connected_at: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    disconnected_at: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    last_status_received_at: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    last_uplink_received_at: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    last_downlink_received_at: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    last_tx_acknowledgment_received_at: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    uplink_count: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    downlink_count: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    tx_acknowledgment_count: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    protocol: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    round_trip_times: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    sub_bands: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    last_status: Option<&'a RawValue>,
+}
+
+/// The parts of `last_status` [`parse_stats`] reads.
+#[derive(serde::Deserialize)]
+struct LastStatusFields<'a> {
+    #[serde(borrow, default)]
+    versions: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    metrics: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    antenna_locations: Option<&'a RawValue>,
+}
+
+/// An object of the given raw fields that are present (each parsed on its own).
+fn object_of(fields: &[(&str, Option<&RawValue>)]) -> Value {
+    let map = fields
+        .iter()
+        .filter_map(|(k, raw)| {
+            let v = serde_json::from_str::<Value>((*raw)?.get()).ok()?;
+            Some((k.to_string(), v))
+        })
+        .collect();
+    Value::Object(map)
+}
+
+impl StatsFields<'_> {
+    /// The small tree [`parse_stats`] reads: only the known keys.
+    fn tree(&self) -> Value {
+        let mut v = object_of(&[
+            ("connected_at", self.connected_at),
+            ("disconnected_at", self.disconnected_at),
+            ("last_status_received_at", self.last_status_received_at),
+            ("last_uplink_received_at", self.last_uplink_received_at),
+            ("last_downlink_received_at", self.last_downlink_received_at),
+            (
+                "last_tx_acknowledgment_received_at",
+                self.last_tx_acknowledgment_received_at,
+            ),
+            ("uplink_count", self.uplink_count),
+            ("downlink_count", self.downlink_count),
+            ("tx_acknowledgment_count", self.tx_acknowledgment_count),
+            ("protocol", self.protocol),
+            ("round_trip_times", self.round_trip_times),
+            ("sub_bands", self.sub_bands),
+        ]);
+        // A `last_status` that is not an object reads as absent, as `parse_stats` reads it.
+        let status = self
+            .last_status
+            .and_then(|raw| serde_json::from_str::<LastStatusFields>(raw.get()).ok())
+            .filter(|_| self.last_status.is_some_and(|r| r.get().starts_with('{')));
+        if let (Some(s), Value::Object(m)) = (status, &mut v) {
+            m.insert(
+                "last_status".into(),
+                object_of(&[
+                    ("versions", s.versions),
+                    ("metrics", s.metrics),
+                    ("antenna_locations", s.antenna_locations),
+                ]),
+            );
+        }
+        v
     }
-    Ok(parse_stats(&v))
 }
 
 /// The body of a batch stats POST: `{"entries":{"id":{…}}}`, or `{}` when none is connected.
+/// Read entry by entry from borrowed slices, like [`parse_gateway_list`].
 pub fn parse_batch_body(body: &[u8]) -> Result<BTreeMap<String, Stats>, String> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| format!("batch stats are not JSON: {e}"))?;
-    if !v.is_object() {
-        return Err("batch stats are not a JSON object".to_string());
+    #[derive(serde::Deserialize)]
+    struct Batch<'a> {
+        #[serde(borrow, default)]
+        entries: Option<&'a RawValue>,
     }
-    Ok(match v.get("entries") {
-        Some(Value::Object(m)) => m
-            .iter()
-            .filter(|(_, s)| s.is_object())
-            .map(|(k, s)| (k.clone(), parse_stats(s)))
-            .collect(),
-        _ => BTreeMap::new(),
-    })
+    let batch: Batch = top_object(body, "batch stats")?;
+    let entries: Option<BTreeMap<String, &RawValue>> = batch
+        .entries
+        .and_then(|raw| serde_json::from_str(raw.get()).ok());
+    Ok(entries
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(k, raw)| {
+            let fields: StatsFields = top_object(raw.get().as_bytes(), "stats").ok()?;
+            Some((k, parse_stats(&fields.tree())))
+        })
+        .collect())
 }
 
 /// An error body; tolerant of bodies that are not JSON at all (a proxy's HTML page).
@@ -616,6 +741,23 @@ mod tests {
             "a_field_from_the_future": {"x": 1}
         });
         let s = parse_stats(&v);
+        // The typed, key-by-key reading of a body gives the same stats as the whole tree, with
+        // or without keys it skips.
+        assert_eq!(parse_stats_body(v.to_string().as_bytes()).unwrap(), s);
+        let mut noisy = v.clone();
+        noisy["unknown"] = json!({"deep": [1, 2, {"x": "y"}]});
+        noisy["last_status"]["advanced"] = json!({"anything": [true]});
+        assert_eq!(parse_stats_body(noisy.to_string().as_bytes()).unwrap(), s);
+        for junk in [
+            json!({"last_status": "up"}),
+            json!({"last_status": [1]}),
+            json!({"uplink_count": null}),
+        ] {
+            assert_eq!(
+                parse_stats_body(junk.to_string().as_bytes()).unwrap(),
+                parse_stats(&junk)
+            );
+        }
         assert!(s.is_connected());
         assert_eq!(s.uplink_count, Some(9043));
         assert_eq!(s.downlink_count, Some(12));
@@ -697,6 +839,20 @@ mod tests {
             .is_empty());
         assert!(parse_gateway_list(b"<html>").is_err());
         assert!(parse_gateway_list(b"[]").is_err());
+        // Read item by item: a junk item is skipped, a non-array list is empty, and what the
+        // errors say is unchanged.
+        let l = parse_gateway_list(br#" {"gateways":[7,{"ids":{"gateway_id":"x"}}],"x":[1]}"#);
+        assert_eq!(l.unwrap().len(), 1);
+        assert!(parse_gateway_list(br#"{"gateways":"no"}"#)
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            parse_gateway_list(b"[1]").unwrap_err(),
+            "gateway list is not a JSON object"
+        );
+        assert!(parse_gateway_list(b"{\"gateways\":[")
+            .unwrap_err()
+            .contains("not JSON"));
     }
 
     #[test]
@@ -706,6 +862,10 @@ mod tests {
         assert_eq!(m["a"].uplink_count, Some(5));
         assert!(parse_batch_body(b"{}").unwrap().is_empty());
         assert!(parse_batch_body(b"garbage").is_err());
+        assert!(parse_batch_body(br#"{"entries":[1]}"#).unwrap().is_empty());
+        assert!(parse_batch_body(br#"{"entries":{"a":"x"}}"#)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
