@@ -26,8 +26,8 @@ pub enum Compression {
 }
 
 /// The zstd level, chosen by measurement on remote-write bodies of 300 series (1 and 4
-/// scrapes): level 6 is 8 % smaller than levels 1–3 and ~0.2 ms per body on x86 (a few ms on
-/// a Pi Zero), while 9 and above were no smaller on these bodies until the slow levels.
+/// scrapes, bench/RESULTS.md): level 6 is 8 % smaller than levels 1–3 at ~0.2 ms per body on
+/// x86; 9–13 are no smaller, and 15 is 5 % smaller for 25–30× the CPU.
 pub const ZSTD_LEVEL: i32 = 6;
 
 /// What one request is: the message and its compression. 2.0 is always snappy (its

@@ -1,5 +1,6 @@
-//! The remote-write 1.0 sink: batches samples per series, queues encoded batches, and sends
-//! them oldest first with rate limits, retries and backoff.
+//! The remote-write sink: batches samples per series, queues encoded batches (1.0 + snappy, the
+//! neutral form), and sends them oldest first with rate limits, retries and backoff, each in
+//! the form the receiver takes (2.0, or 1.0 with zstd: [`negotiate`]).
 //!
 //! A sample enters a batch only if it is younger than `buffer.max_age` and newer than the
 //! last sample queued for its series ([`series`]); a queued batch that aged past `max_age`
