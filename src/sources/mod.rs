@@ -127,6 +127,7 @@ impl BuildContext {
             path: self.state_dir.join("sources").join(format!("{name}.json")),
             writable: self.persist,
             last_written: None,
+            written_at: None,
             failing: false,
         }
     }
@@ -140,6 +141,8 @@ pub struct StateFile {
     writable: bool,
     /// What the last successful save wrote.
     last_written: Option<Vec<u8>>,
+    /// When the last successful write happened (tokio's clock), for [`StateFile::save_bounded`].
+    written_at: Option<tokio::time::Instant>,
     /// Whether the last save failed (logged once until a save works again).
     failing: bool,
 }
@@ -183,14 +186,32 @@ impl StateFile {
             Err(e) => return self.failed(&e.to_string()),
         };
         if self.last_written.as_ref() == Some(&body) {
+            self.written_at = Some(tokio::time::Instant::now());
             return;
         }
         match self.write(&body) {
             Ok(()) => {
                 self.last_written = Some(body);
+                self.written_at = Some(tokio::time::Instant::now());
                 self.failing = false;
             }
             Err(e) => self.failed(&e.to_string()),
+        }
+    }
+
+    /// [`save`](Self::save), but at most once per `every` unless `urgent` (a change a crash must
+    /// not lose, such as a counter offset growing): a large state that changes every poll then
+    /// costs the disk one write per `every`, not one per poll. The first call always writes.
+    pub fn save_bounded<T: Serialize>(&mut self, state: &T, every: Duration, urgent: bool) {
+        if !self.writable {
+            return;
+        }
+        let due = match self.written_at {
+            None => true,
+            Some(at) => at.elapsed() >= every,
+        };
+        if urgent || due || self.failing {
+            self.save(state);
         }
     }
 
@@ -350,6 +371,34 @@ mod tests {
         b.save(&1);
         b.save(&2);
         assert!(b.load::<i32>().is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bounded_saves_write_at_most_once_per_interval_unless_urgent() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = BuildContext {
+            state_dir: dir.path().to_path_buf(),
+            persist: true,
+            check_all: false,
+            clock: WallClock::system(),
+        };
+        let every = Duration::from_secs(300);
+        let mut f = ctx.state_file("s");
+        f.save_bounded(&1, every, false);
+        assert_eq!(f.load::<i32>(), Some(1), "the first save writes");
+        tokio::time::advance(Duration::from_secs(60)).await;
+        f.save_bounded(&2, every, false);
+        assert_eq!(f.load::<i32>(), Some(1), "not due yet");
+        f.save_bounded(&3, every, true);
+        assert_eq!(f.load::<i32>(), Some(3), "urgent writes at once");
+        tokio::time::advance(Duration::from_secs(299)).await;
+        f.save_bounded(&4, every, false);
+        assert_eq!(f.load::<i32>(), Some(3));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        f.save_bounded(&5, every, false);
+        assert_eq!(f.load::<i32>(), Some(5), "due after the interval");
+        f.save(&6);
+        assert_eq!(f.load::<i32>(), Some(6), "an unbounded save always writes");
     }
 
     #[test]
