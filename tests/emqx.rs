@@ -706,3 +706,40 @@ async fn an_oversized_page_is_refused_not_read() {
     let r = poll(&sim, dir.path(), "body_size_limit = \"16MiB\"\n").await;
     assert!(r.error.is_none(), "{:?}", r.error);
 }
+
+/// The state file is written at the first poll, not at every later one that changes only the
+/// current counters, and once more when the source stops (what it holds then is the latest).
+#[tokio::test]
+async fn the_state_is_written_at_start_and_stop_not_every_poll() {
+    let sim = sim().await;
+    sim.add(SimClient::new("busy").publishing(3));
+    sim.tick();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sources").join("emqx.json");
+    let (cancel, h, _) = start_relay(&config_text(&sim, dir.path(), ""));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !file.exists() {
+        assert!(std::time::Instant::now() < deadline, "no state written");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let first = std::fs::read(&file).unwrap();
+    // Three more polls (interval 1 s), each seeing more traffic.
+    for _ in 0..3 {
+        sim.clear_requests();
+        sim.tick();
+        while sim.requests().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "no further poll");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        first,
+        "rewritten by a routine poll"
+    );
+    cancel.cancel();
+    h.await.unwrap().unwrap();
+    assert_ne!(std::fs::read(&file).unwrap(), first, "not written on stop");
+}
