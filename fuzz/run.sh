@@ -26,6 +26,10 @@ else
     fuzz=(cargo fuzz)
 fi
 
+# A stale fuzz/Cargo.lock would be rewritten by the run and leave the checkout dirty.
+cargo metadata --locked --format-version 1 --manifest-path fuzz/Cargo.toml >/dev/null ||
+    { echo "fuzz: fuzz/Cargo.lock is stale: run 'cargo update -w --manifest-path fuzz/Cargo.toml' and commit it" >&2; exit 1; }
+
 corpus="fuzz/corpus/$target"
 mkdir -p "$corpus"
 "${fuzz[@]}" run "$target" "$corpus" "$seeds" -- \

@@ -13,6 +13,10 @@ bash scripts/fetch-emqx-client-monitor.sh
 bash scripts/fetch-mosquitto.sh
 bash scripts/fetch-browser.sh   # Chromium and tesseract for the status-page test
 cargo fmt --all -- --check
+# fuzz/ is its own workspace; its lock must follow the crate's dependencies, or the fuzz run
+# rewrites it and the release step's "same commit, same bytes" check sees a dirty checkout.
+cargo metadata --locked --format-version 1 --manifest-path fuzz/Cargo.toml >/dev/null ||
+    { echo "test: fuzz/Cargo.lock is stale: run 'cargo update -w --manifest-path fuzz/Cargo.toml' and commit it" >&2; exit 1; }
 cargo clippy --all-targets -- -D warnings
 cargo test --bench encode   # the benchmark builds and runs once, quickly
 cargo test              # unit, integration and doc tests: one real-process test per failure class

@@ -12,7 +12,10 @@ fail() {
     echo "reproducible test: FAILED: $*" >&2
     exit 1
 }
-git -C "$repo_root" diff --quiet HEAD -- || fail "the checkout has uncommitted changes: the clone would build another tree; commit first"
+if ! git -C "$repo_root" diff --quiet HEAD --; then
+    git -C "$repo_root" diff --stat HEAD -- >&2
+    fail "the checkout has uncommitted changes (above): the clone would build another tree; commit first"
+fi
 commit=$(git -C "$repo_root" rev-parse HEAD)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/pushrelay-repro.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
