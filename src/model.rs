@@ -121,13 +121,63 @@ pub fn write_quoted(f: &mut impl fmt::Write, s: &str) -> fmt::Result {
 }
 
 /// A validated label set: sorted by name, unique names, no empty values, no `__name__`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
-pub struct Labels(Vec<(String, String)>);
+///
+/// Stored compactly, as one allocation per set: every name and value followed by the byte
+/// `0xFF` (which never occurs in UTF-8), so a set costs its text plus two bytes a label and a
+/// 16-byte handle, not two `String`s a label. A relay holding a few hundred thousand series
+/// spends most of its memory on label sets, so this layout is what keeps the per-series cost
+/// small; the methods below are the only ways in and out.
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct Labels(Box<[u8]>);
+
+/// Ends every name and every value in a [`Labels`] buffer; no UTF-8 string contains it.
+const SEP: u8 = 0xFF;
+
+/// Iterates the pairs of a [`Labels`] buffer.
+#[derive(Clone)]
+pub struct LabelIter<'a>(&'a [u8]);
+
+impl<'a> Iterator for LabelIter<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<(&'a str, &'a str)> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let k_end = self.0.iter().position(|&b| b == SEP)?;
+        let rest = &self.0[k_end + 1..];
+        let v_end = rest.iter().position(|&b| b == SEP)?;
+        let (k, v) = (&self.0[..k_end], &rest[..v_end]);
+        self.0 = &rest[v_end + 1..];
+        // SAFETY: a `Labels` buffer is built only from `&str`s, each followed by `SEP`, and
+        // `SEP` (0xFF) never occurs inside UTF-8, so every piece between two `SEP`s is a whole
+        // string that was valid UTF-8 when it was copied in.
+        unsafe {
+            Some((
+                std::str::from_utf8_unchecked(k),
+                std::str::from_utf8_unchecked(v),
+            ))
+        }
+    }
+}
 
 impl Labels {
     /// The empty label set.
     pub fn new() -> Labels {
-        Labels(Vec::new())
+        Labels(Box::default())
+    }
+
+    /// Builds the buffer from pairs already sorted by name, unique, without empty values.
+    fn from_sorted<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)> + Clone) -> Labels {
+        let len: usize = pairs.clone().map(|(k, v)| k.len() + v.len() + 2).sum();
+        let mut buf = Vec::with_capacity(len);
+        for (k, v) in pairs {
+            buf.extend_from_slice(k.as_bytes());
+            buf.push(SEP);
+            buf.extend_from_slice(v.as_bytes());
+            buf.push(SEP);
+        }
+        Labels(buf.into_boxed_slice())
     }
 
     /// Builds a label set from pairs in any order. Pairs with an empty value are dropped (as
@@ -136,32 +186,32 @@ impl Labels {
     pub fn from_pairs<I, K, V>(pairs: I) -> Result<Labels, LabelError>
     where
         I: IntoIterator<Item = (K, V)>,
-        K: Into<String>,
-        V: Into<String>,
+        K: AsRef<str>,
+        V: AsRef<str>,
     {
-        let mut v: Vec<(String, String)> = Vec::new();
+        let mut v: Vec<(K, V)> = Vec::new();
         for (k, val) in pairs {
-            let (k, val) = (k.into(), val.into());
-            if !is_valid_label_name(&k) || k == "__name__" {
-                return Err(LabelError::InvalidName(k));
+            let name = k.as_ref();
+            if !is_valid_label_name(name) || name == "__name__" {
+                return Err(LabelError::InvalidName(name.to_string()));
             }
             v.push((k, val));
         }
-        v.sort();
+        v.sort_by(|a, b| (a.0.as_ref(), a.1.as_ref()).cmp(&(b.0.as_ref(), b.1.as_ref())));
         // Repeats are checked before empty values are dropped: `a="",a="x"` is still a repeat.
-        if let Some(w) = v.windows(2).find(|w| w[0].0 == w[1].0) {
-            return Err(LabelError::Repeated(w[0].0.clone()));
+        if let Some(w) = v.windows(2).find(|w| w[0].0.as_ref() == w[1].0.as_ref()) {
+            return Err(LabelError::Repeated(w[0].0.as_ref().to_string()));
         }
-        v.retain(|(_, val)| !val.is_empty());
-        Ok(Labels(v))
+        Ok(Labels::from_sorted(
+            v.iter()
+                .map(|(k, val)| (k.as_ref(), val.as_ref()))
+                .filter(|(_, val)| !val.is_empty()),
+        ))
     }
 
     /// The value of label `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .binary_search_by(|(n, _)| n.as_str().cmp(name))
-            .ok()
-            .map(|i| self.0[i].1.as_str())
+        self.iter().find(|&(k, _)| k == name).map(|(_, v)| v)
     }
 
     /// Sets `name` to `value` (replacing it if present; an empty value removes it).
@@ -169,40 +219,88 @@ impl Labels {
     /// name it validated or a constant.
     pub fn set(&mut self, name: &str, value: &str) {
         debug_assert!(is_valid_label_name(name) && name != "__name__");
-        match self.0.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
-            Ok(i) if value.is_empty() => {
-                self.0.remove(i);
-            }
-            Ok(i) => self.0[i].1 = value.to_string(),
-            Err(_) if value.is_empty() => {}
-            Err(i) => self.0.insert(i, (name.to_string(), value.to_string())),
+        let present = self.get(name);
+        if present == Some(value) || (present.is_none() && value.is_empty()) {
+            return;
         }
+        let others = self.iter().filter(|&(k, _)| k != name);
+        let new = (!value.is_empty()).then_some((name, value));
+        let merged = MergeSorted {
+            a: others.peekable(),
+            b: new,
+        };
+        *self = Labels::from_sorted(merged);
     }
 
     /// Removes `name` and returns its value.
     pub fn remove(&mut self, name: &str) -> Option<String> {
-        match self.0.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
-            Ok(i) => Some(self.0.remove(i).1),
-            Err(_) => None,
-        }
+        let value = self.get(name)?.to_string();
+        *self = Labels::from_sorted(self.iter().filter(|&(k, _)| k != name));
+        Some(value)
     }
 
     /// The pairs, sorted by name.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    pub fn iter(&self) -> LabelIter<'_> {
+        LabelIter(&self.0)
     }
 
     /// The pairs, sorted by name, as owned strings.
     pub fn into_pairs(self) -> Vec<(String, String)> {
-        self.0
+        self.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
+    /// The number of labels.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.0.iter().filter(|&&b| b == SEP).count() / 2
     }
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Heap bytes this set holds (its text and two separators a label).
+    pub fn heap_bytes(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// The pairs of a sorted iterator with at most one more pair put in its place.
+#[derive(Clone)]
+struct MergeSorted<'a, I: Iterator<Item = (&'a str, &'a str)>> {
+    a: std::iter::Peekable<I>,
+    b: Option<(&'a str, &'a str)>,
+}
+
+impl<'a, I: Iterator<Item = (&'a str, &'a str)>> Iterator for MergeSorted<'a, I> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<(&'a str, &'a str)> {
+        match (self.a.peek(), self.b) {
+            (Some(&(ak, _)), Some((bk, _))) if bk < ak => self.b.take(),
+            (Some(_), _) => self.a.next(),
+            (None, _) => self.b.take(),
+        }
+    }
+}
+
+impl PartialOrd for Labels {
+    fn partial_cmp(&self, other: &Labels) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Labels {
+    /// Pair by pair, names then values, as strings (what sorting a list of pairs would give).
+    fn cmp(&self, other: &Labels) -> std::cmp::Ordering {
+        self.iter().cmp(other.iter())
+    }
+}
+
+impl fmt::Debug for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
     }
 }
 
@@ -287,7 +385,7 @@ impl fmt::Display for Labels {
 impl Labels {
     /// The pairs as the inside of a text-format label block: `a="1",b="2"`.
     pub fn write_pairs(&self, f: &mut impl fmt::Write) -> fmt::Result {
-        for (i, (k, v)) in self.0.iter().enumerate() {
+        for (i, (k, v)) in self.iter().enumerate() {
             if i > 0 {
                 f.write_str(",")?;
             }
@@ -334,6 +432,39 @@ mod tests {
         assert_eq!(l.to_string(), r#"{a="1",c="3"}"#);
         assert_eq!(l.remove("a").as_deref(), Some("1"));
         assert_eq!(l.get("c"), Some("3"));
+    }
+
+    #[test]
+    fn compact_layout_round_trips_any_utf8() {
+        let pairs = [("a", "1"), ("ab", ""), ("b", "x\u{ff}y"), ("é", "\0"), ("z", "last")];
+        let l = Labels::from_pairs(pairs).unwrap();
+        assert_eq!(l.len(), 4);
+        assert_eq!(
+            l.iter().collect::<Vec<_>>(),
+            vec![("a", "1"), ("b", "x\u{ff}y"), ("z", "last"), ("é", "\0")]
+        );
+        assert_eq!(l.get("é"), Some("\0"));
+        assert_eq!(l.get("ab"), None);
+        assert_eq!(l.heap_bytes(), "a1bx\u{ff}yzlast\u{e9}\0".len() + 8);
+        let mut m = l.clone();
+        m.set("0", "first");
+        m.set("b", "changed");
+        m.set("zz", "end");
+        m.set("a", "");
+        assert_eq!(
+            m.iter().collect::<Vec<_>>(),
+            vec![("0", "first"), ("b", "changed"), ("z", "last"), ("zz", "end"), ("é", "\0")]
+        );
+        assert_eq!(m.remove("z").as_deref(), Some("last"));
+        assert_eq!(m.remove("z"), None);
+        assert_eq!(Labels::new().iter().count(), 0);
+        assert!(Labels::from_pairs([("a", "")]).unwrap().is_empty());
+        // Ordered as lists of pairs are: a shorter name sorts first even when the other
+        // continues with a byte below 0xFF.
+        let short = Labels::from_pairs([("a", "2")]).unwrap();
+        let long = Labels::from_pairs([("ab", "1")]).unwrap();
+        assert!(short < long);
+        assert!(Labels::from_pairs([("a", "1")]).unwrap() < short);
     }
 
     #[test]

@@ -130,6 +130,13 @@ struct Seen {
 
 const NO_NEXT: usize = usize::MAX;
 
+/// What the grouper knows of one name (see [`Grouper::names`]).
+#[derive(Debug, Clone, Copy, Default)]
+struct Name {
+    family: Option<u32>,
+    route: Option<(u32, Role)>,
+}
+
 #[derive(Default)]
 pub(crate) struct Grouper {
     /// The time a sample without a timestamp stands for (the scrape's), in milliseconds.
@@ -137,10 +144,9 @@ pub(crate) struct Grouper {
     families: Vec<Family>,
     typed: Vec<bool>,
     helped: Vec<bool>,
-    /// Family index by family name.
-    by_name: HashMap<String, usize>,
-    /// Where each sample name seen so far went: family index and role.
-    routes: HashMap<String, (usize, Role)>,
+    /// Per name: the family of that name, if any, and where the samples of that name went, if
+    /// any were seen (family index and role). One map for both, so a name is stored once.
+    names: HashMap<Box<str>, Name>,
     /// Hash of (name, labels) to the head of a chain in `seen`.
     series: HashMap<u64, usize>,
     seen: Vec<Seen>,
@@ -174,7 +180,7 @@ impl Grouper {
 
     /// The family called `name`, created (untyped, without help) if there is none yet.
     fn family(&mut self, name: &str) -> usize {
-        if let Some(&i) = self.by_name.get(name) {
+        if let Some(i) = self.family_named(name) {
             return i;
         }
         let i = self.families.len();
@@ -185,13 +191,31 @@ impl Grouper {
         self.families.push(family);
         self.typed.push(false);
         self.helped.push(false);
-        self.by_name.insert(name.to_string(), i);
+        self.name_mut(name).family = Some(i as u32);
         i
+    }
+
+    /// The entry of `name`, made if there is none (its key copied only then).
+    fn name_mut(&mut self, name: &str) -> &mut Name {
+        if !self.names.contains_key(name) {
+            self.names.insert(name.into(), Name::default());
+        }
+        self.names.get_mut(name).expect("inserted above")
+    }
+
+    /// The family called `name`, if there is one.
+    fn family_named(&self, name: &str) -> Option<usize> {
+        self.names.get(name)?.family.map(|i| i as usize)
+    }
+
+    /// Where samples named `name` went, if any were seen.
+    fn routed(&self, name: &str) -> Option<(usize, Role)> {
+        self.names.get(name)?.route.map(|(i, r)| (i as usize, r))
     }
 
     /// True if samples named `name` were already grouped into a family of another name.
     fn grouped_elsewhere(&self, name: &str) -> bool {
-        matches!(self.routes.get(name), Some(&(fi, _)) if self.families[fi].name != name)
+        matches!(self.routed(name), Some((fi, _)) if self.families[fi].name != name)
     }
 
     /// The family a declaration for `name` may change, if any.
@@ -222,7 +246,7 @@ impl Grouper {
 
     /// Declares the type of `name`, unless it was declared or its samples were seen already.
     pub fn type_of(&mut self, name: &str, kind: MetricType) {
-        if self.routes.contains_key(name) {
+        if self.routed(name).is_some() {
             return;
         }
         if let Some(fi) = self.declared(name) {
@@ -235,15 +259,15 @@ impl Grouper {
 
     /// Finds (and remembers) the family and role of a sample name.
     fn route(&mut self, name: &str) -> (usize, Role) {
-        if let Some(&r) = self.routes.get(name) {
+        if let Some(r) = self.routed(name) {
             return r;
         }
-        let r = if let Some(&fi) = self.by_name.get(name) {
+        let r = if let Some(fi) = self.family_named(name) {
             (fi, Role::Plain)
         } else {
             let parent = SUFFIXES.iter().find_map(|&(suffix, role)| {
                 let base = name.strip_suffix(suffix)?;
-                let &fi = self.by_name.get(base)?;
+                let fi = self.family_named(base)?;
                 accepts(self.families[fi].kind, role).then_some((fi, role))
             });
             match parent {
@@ -251,7 +275,7 @@ impl Grouper {
                 None => (self.family(name), Role::Plain),
             }
         };
-        self.routes.insert(name.to_string(), r);
+        self.name_mut(name).route = Some((r.0 as u32, r.1));
         r
     }
 
@@ -343,7 +367,7 @@ impl Grouper {
             })
         };
         f.samples.iter().all(|s| {
-            let role = self.routes.get(&s.name).map_or(Role::Plain, |r| r.1);
+            let role = self.routed(&s.name).map_or(Role::Plain, |r| r.1);
             match (f.kind, role) {
                 (MetricType::Summary, Role::Plain) | (_, Role::Bucket) => canonical(s),
                 (MetricType::Summary, _) => true,
@@ -362,9 +386,26 @@ impl Grouper {
         let bad: Vec<bool> = (0..self.families.len())
             .map(|fi| !self.well_formed(fi))
             .collect();
-        let mut out: Vec<Family> = Vec::with_capacity(self.families.len());
+        // The indexes are dropped before the result is built: at a few hundred thousand series
+        // they are as large as the families themselves.
+        let Grouper {
+            mut families,
+            names,
+            series,
+            seen,
+            counting,
+            ..
+        } = self;
+        drop((names, series, seen, counting));
+        if !bad.contains(&true) {
+            // The common case: every family stays as it is, in place.
+            families.retain(|f| !f.samples.is_empty());
+            families.shrink_to_fit();
+            return families;
+        }
+        let mut out: Vec<Family> = Vec::with_capacity(families.len());
         let mut index: HashMap<String, usize> = HashMap::new();
-        for (f, bad) in self.families.into_iter().zip(bad) {
+        for (f, bad) in families.into_iter().zip(bad) {
             if f.samples.is_empty() {
                 continue;
             }

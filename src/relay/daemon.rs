@@ -6,6 +6,7 @@
 //! stopped (a source's series end with stale markers, a sink's queue stays on disk); new ones
 //! are started.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,6 +86,9 @@ struct Daemon {
     sinks: Vec<SinkRun>,
     fanout: Fanout,
     last: LastSnapshots,
+    /// Whether sources keep their last snapshot in `last` (only while `listen` serves
+    /// `/metrics`: otherwise it would keep a second snapshot alive through every poll).
+    keep_last: Arc<AtomicBool>,
     self_metrics: Helper,
     http: Option<Helper>,
 }
@@ -97,6 +101,7 @@ impl Daemon {
         }
         let fanout: Fanout = Arc::new(RwLock::new(sinks.iter().map(|s| s.sink.clone()).collect()));
         let last = LastSnapshots::default();
+        let keep_last = Arc::new(AtomicBool::new(cfg.relay.listen.is_some()));
         let mut d = Daemon {
             self_metrics: start_self_metrics(&cfg, &env, &fanout),
             http: start_http(&cfg, &env, &last).await?,
@@ -106,6 +111,7 @@ impl Daemon {
             sinks,
             fanout,
             last,
+            keep_last,
         };
         let n = d.cfg.sources.len().max(1);
         for (i, spec) in d.cfg.sources.clone().into_iter().enumerate() {
@@ -159,6 +165,7 @@ impl Daemon {
             self.env.clone(),
             self.fanout.clone(),
             self.last.clone(),
+            self.keep_last.clone(),
             stop.clone(),
             offset,
         ));
@@ -283,6 +290,11 @@ impl Daemon {
             old.stop().await;
             if let Some(h) = self.http.take() {
                 h.stop().await;
+            }
+            let serving = self.cfg.relay.listen.is_some();
+            self.keep_last.store(serving, Ordering::Relaxed);
+            if !serving {
+                self.last.lock().unwrap_or_else(|p| p.into_inner()).clear();
             }
             match start_http(&self.cfg, &self.env, &self.last).await {
                 Ok(h) => self.http = h,
@@ -418,12 +430,15 @@ async fn stop_sink(run: SinkRun, removed: bool) {
 
 /// One source's loop: poll on its interval, prepare, fan out, keep the latest snapshot for
 /// `/metrics`; returns its preparer when stopped.
+// Each argument is one of the task's own handles; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 async fn source_task(
     mut source: Box<dyn Source>,
     mut prep: Preparer,
     env: Env,
     fanout: Fanout,
     last: LastSnapshots,
+    keep_last: Arc<AtomicBool>,
     stop: CancellationToken,
     offset: Duration,
 ) -> Preparer {
@@ -462,10 +477,13 @@ async fn source_task(
         }
         was_up = err.is_none();
         let snap = Arc::new(snap);
-        fan_out(&fanout, snap.clone()).await;
-        last.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(meta.name.clone(), snap);
+        // The previous snapshot is replaced before the fan-out, so that two are never alive at once.
+        if keep_last.load(Ordering::Relaxed) {
+            last.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(meta.name.clone(), snap.clone());
+        }
+        fan_out(&fanout, snap).await;
     }
 }
 

@@ -87,76 +87,103 @@ impl Preparer {
     /// `instance` moved to `exported_job`/`exported_instance`, then the target's `job` and
     /// `instance`, then external labels where the series has none of that name.
     pub fn target_labels(&self, own: &Labels) -> Labels {
-        let mut l = own.clone();
+        // Built in one go (one allocation for the result), not by repeated `set`s: this runs
+        // for every series of every poll.
+        let target = [("job", self.job.as_str()), ("instance", self.instance.as_str())];
+        let mut pairs: Vec<(std::borrow::Cow<'_, str>, &str)> =
+            Vec::with_capacity(own.len() + 2 + self.external.len());
         if self.rules.honor_labels {
             // The series' own labels win; the target's fill in what is missing.
-            for (name, value) in [("job", &self.job), ("instance", &self.instance)] {
-                if l.get(name).is_none() {
-                    l.set(name, value);
+            pairs.extend(own.iter().map(|(k, v)| (k.into(), v)));
+            for (k, v) in target.into_iter().chain(self.external.iter()) {
+                if !pairs.iter().any(|(n, _)| n == k) {
+                    pairs.push((k.into(), v));
                 }
             }
+        } else {
+            for (k, v) in own.iter() {
+                if k == "job" || k == "instance" {
+                    let mut exported = format!("exported_{k}");
+                    while own.get(&exported).is_some() {
+                        exported = format!("exported_{exported}");
+                    }
+                    pairs.push((exported.into(), v));
+                } else {
+                    pairs.push((k.into(), v));
+                }
+            }
+            pairs.extend(target.map(|(k, v)| (k.into(), v)));
             for (k, v) in self.external.iter() {
-                if l.get(k).is_none() {
-                    l.set(k, v);
+                if !pairs.iter().any(|(n, _)| n == k) {
+                    pairs.push((k.into(), v));
                 }
             }
-            return l;
         }
-        for name in ["job", "instance"] {
-            if let Some(v) = l.remove(name) {
-                let mut exported = format!("exported_{name}");
-                while l.get(&exported).is_some() {
-                    exported = format!("exported_{exported}");
-                }
-                l.set(&exported, &v);
-            }
-        }
-        l.set("job", &self.job);
-        l.set("instance", &self.instance);
-        for (k, v) in self.external.iter() {
-            if l.get(k).is_none() {
-                l.set(k, v);
-            }
-        }
-        l
+        // Every name is unique and valid by construction, so this cannot fail.
+        Labels::from_pairs(pairs).unwrap_or_else(|_| own.clone())
     }
 
     /// Target labels, relabelling and limits for every series of one poll; an error (a limit
     /// exceeded, a name relabelled away) fails the whole poll.
-    fn apply_rules(&self, raw: Vec<Family>) -> Result<Vec<Family>, String> {
-        let mut out = Vec::with_capacity(raw.len());
+    fn apply_rules(&self, mut raw: Vec<Family>) -> Result<Vec<Family>, String> {
+        // In place: the families and their samples are kept where they are, only the labels
+        // (and, with relabelling, names) are replaced; a poll of a few hundred thousand series
+        // would otherwise hold two copies of every vector for a moment.
         let mut count: u64 = 0;
-        for mut fam in raw {
+        let mut error: Option<String> = None;
+        raw.retain_mut(|fam| {
+            if error.is_some() {
+                return false;
+            }
             let had_samples = !fam.samples.is_empty();
-            let mut samples = Vec::with_capacity(fam.samples.len());
-            for mut s in fam.samples {
-                let labels = self.target_labels(&s.labels);
-                let Some((name, labels)) =
-                    crate::relabel::process(&self.rules.relabel, &s.name, &labels)
-                        .map_err(|e| e.to_string())?
-                else {
-                    continue;
-                };
-                self.rules.check_labels(&name, &labels)?;
-                count += 1;
-                if self.rules.sample_limit > 0 && count > self.rules.sample_limit {
-                    return Err(format!(
-                        "sample_limit exceeded: more than {} samples",
-                        self.rules.sample_limit
-                    ));
+            fam.samples.retain_mut(|s| {
+                if error.is_some() {
+                    return false;
                 }
-                s.name = name;
-                s.labels = labels;
-                samples.push(s);
-            }
-            if had_samples && samples.is_empty() {
-                // Relabelled away whole: no metadata for it either.
-                continue;
-            }
-            fam.samples = samples;
-            out.push(fam);
+                match self.rule_sample(s, &mut count) {
+                    Ok(keep) => keep,
+                    Err(e) => {
+                        error = Some(e);
+                        false
+                    }
+                }
+            });
+            // Relabelled away whole: no metadata for it either.
+            !(had_samples && fam.samples.is_empty())
+        });
+        match error {
+            Some(e) => Err(e),
+            None => Ok(raw),
         }
-        Ok(out)
+    }
+
+    /// Target labels, relabelling and limits for one sample: `Ok(false)` if a rule dropped it.
+    fn rule_sample(&self, s: &mut crate::model::Sample, count: &mut u64) -> Result<bool, String> {
+        let labels = self.target_labels(&s.labels);
+        let (name, labels) = if self.rules.relabel.is_empty() {
+            (None, labels)
+        } else {
+            match crate::relabel::process(&self.rules.relabel, &s.name, &labels)
+                .map_err(|e| e.to_string())?
+            {
+                None => return Ok(false),
+                Some((name, labels)) => (Some(name), labels),
+            }
+        };
+        self.rules
+            .check_labels(name.as_deref().unwrap_or(&s.name), &labels)?;
+        *count += 1;
+        if self.rules.sample_limit > 0 && *count > self.rules.sample_limit {
+            return Err(format!(
+                "sample_limit exceeded: more than {} samples",
+                self.rules.sample_limit
+            ));
+        }
+        if let Some(name) = name {
+            s.name = name;
+        }
+        s.labels = labels;
+        Ok(true)
     }
 
     /// Builds the snapshot of one poll. `result` is the families the source returned, or `None`
@@ -184,10 +211,10 @@ impl Preparer {
             None => (None, None),
         };
         let up = result.is_some();
-        let raw = result.unwrap_or_default();
-        let mut families = Vec::with_capacity(raw.len() + 3);
+        let mut raw = result.unwrap_or_default();
         // This poll's series by key only: the labels stay in the samples, not in a second copy.
         let mut current: HashSet<SeriesKey> = HashSet::with_capacity(self.previous.len());
+        let mut report = Vec::with_capacity(3);
         if self.report {
             let base = self.target_labels(&Labels::new());
             for (name, help, value) in [
@@ -210,24 +237,20 @@ impl Preparer {
                 let mut f = Family::new(name, MetricType::Gauge, help);
                 f.push(base.clone(), value);
                 current.insert(self.key(name, &base));
-                families.push(f);
+                report.push(f);
             }
         }
-        for mut fam in raw {
-            let mut samples = Vec::with_capacity(fam.samples.len());
-            for s in fam.samples {
-                if s.timestamp_ms.is_none() {
-                    // A repeat of a report series or an earlier sample is dropped: one poll
-                    // holds one value per series.
-                    if !current.insert(self.key(&s.name, &s.labels)) {
-                        continue;
-                    }
-                }
-                samples.push(s);
-            }
-            fam.samples = samples;
-            families.push(fam);
+        for fam in &mut raw {
+            fam.samples.retain(|s| {
+                // A repeat of a report series or an earlier sample is dropped: one poll holds
+                // one value per series.
+                s.timestamp_ms.is_some() || current.insert(self.key(&s.name, &s.labels))
+            });
         }
+        // The report families go first; the others stay in their vector (grown by three).
+        raw.reserve_exact(report.len());
+        raw.splice(0..0, report);
+        let families = raw;
         // What vanished moves out of the old set (no copy); the old set is gone before the new
         // one is built, so at most one copy of the series' labels is ever held besides the
         // snapshot.
