@@ -69,7 +69,7 @@ fn workload(name: &'static str, devices: usize, scrapes: usize) -> Workload {
             for s in &f.samples {
                 series.insert((s.name.clone(), s.labels.clone()));
                 items.push(Item {
-                    name: s.name.clone(),
+                    name: s.name.to_string(),
                     labels: s.labels.clone(),
                     ts: s.timestamp_ms.unwrap_or(snap.timestamp_ms),
                     value: s.value,
@@ -79,7 +79,7 @@ fn workload(name: &'static str, devices: usize, scrapes: usize) -> Workload {
         for (n, l) in &snap.stale {
             series.insert((n.clone(), l.clone()));
             items.push(Item {
-                name: n.clone(),
+                name: n.to_string(),
                 labels: l.clone(),
                 ts: snap.timestamp_ms,
                 value: stale_nan(),

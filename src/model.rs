@@ -304,12 +304,114 @@ impl fmt::Debug for Labels {
     }
 }
 
+/// The name of a series or family: a shared string, so the samples of a family (and the
+/// relay's indexes) point at one copy of it; cloning copies a pointer. Reads as a `&str`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct SeriesName(std::sync::Arc<str>);
+
+impl SeriesName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for SeriesName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for SeriesName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for SeriesName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for SeriesName {
+    fn from(s: &str) -> SeriesName {
+        SeriesName(s.into())
+    }
+}
+
+impl From<String> for SeriesName {
+    fn from(s: String) -> SeriesName {
+        SeriesName(s.into())
+    }
+}
+
+impl From<&String> for SeriesName {
+    fn from(s: &String) -> SeriesName {
+        SeriesName(s.as_str().into())
+    }
+}
+
+impl From<SeriesName> for String {
+    fn from(s: SeriesName) -> String {
+        s.0.to_string()
+    }
+}
+
+impl PartialEq<str> for SeriesName {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for SeriesName {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<String> for SeriesName {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<SeriesName> for str {
+    fn eq(&self, other: &SeriesName) -> bool {
+        *self == *other.0
+    }
+}
+
+impl PartialEq<SeriesName> for &str {
+    fn eq(&self, other: &SeriesName) -> bool {
+        **self == *other.0
+    }
+}
+
+impl PartialEq<SeriesName> for String {
+    fn eq(&self, other: &SeriesName) -> bool {
+        **self == *other.0
+    }
+}
+
+impl fmt::Debug for SeriesName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for SeriesName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// One value of one series. The series is `name` plus `labels`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     /// The full series name: for a histogram family `foo` this is `foo_bucket`, `foo_sum` or
     /// `foo_count`; for a summary, `foo`, `foo_sum` or `foo_count`.
-    pub name: String,
+    pub name: SeriesName,
     pub labels: Labels,
     pub value: f64,
     /// Milliseconds since the epoch, when the source gave one; otherwise the snapshot's time applies.
@@ -319,7 +421,7 @@ pub struct Sample {
 /// A metric family: one name with its metadata and its samples.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Family {
-    pub name: String,
+    pub name: SeriesName,
     pub kind: MetricType,
     pub help: String,
     pub unit: String,
@@ -327,7 +429,7 @@ pub struct Family {
 }
 
 impl Family {
-    pub fn new(name: impl Into<String>, kind: MetricType, help: impl Into<String>) -> Family {
+    pub fn new(name: impl Into<SeriesName>, kind: MetricType, help: impl Into<String>) -> Family {
         Family {
             name: name.into(),
             kind,
@@ -359,7 +461,7 @@ pub struct Snapshot {
     pub families: Vec<Family>,
     /// Series (name, labels) present in the previous collection and absent from this one:
     /// remote-write sinks send one staleness marker for each at `timestamp_ms`.
-    pub stale: Vec<(String, Labels)>,
+    pub stale: Vec<(SeriesName, Labels)>,
 }
 
 impl Snapshot {
@@ -436,7 +538,13 @@ mod tests {
 
     #[test]
     fn compact_layout_round_trips_any_utf8() {
-        let pairs = [("a", "1"), ("ab", ""), ("b", "x\u{ff}y"), ("é", "\0"), ("z", "last")];
+        let pairs = [
+            ("a", "1"),
+            ("ab", ""),
+            ("b", "x\u{ff}y"),
+            ("é", "\0"),
+            ("z", "last"),
+        ];
         let l = Labels::from_pairs(pairs).unwrap();
         assert_eq!(l.len(), 4);
         assert_eq!(
@@ -453,7 +561,13 @@ mod tests {
         m.set("a", "");
         assert_eq!(
             m.iter().collect::<Vec<_>>(),
-            vec![("0", "first"), ("b", "changed"), ("z", "last"), ("zz", "end"), ("é", "\0")]
+            vec![
+                ("0", "first"),
+                ("b", "changed"),
+                ("z", "last"),
+                ("zz", "end"),
+                ("é", "\0")
+            ]
         );
         assert_eq!(m.remove("z").as_deref(), Some("last"));
         assert_eq!(m.remove("z"), None);

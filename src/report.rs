@@ -58,7 +58,7 @@ pub fn check_table(r: &PollResult) -> String {
                 .filter(|(k, _)| *k != "job" && *k != "instance")
                 .map(|(k, v)| format!("{k}={v:?}"))
                 .collect();
-            (s.name.clone(), labels.join(","), format_value(s.value))
+            (s.name.to_string(), labels.join(","), format_value(s.value))
         })
         .collect();
     let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(6);

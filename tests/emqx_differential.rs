@@ -58,13 +58,13 @@ fn digest(fams: &[Family]) -> (Series, Meta) {
         .iter()
         .filter(|f| f.name.starts_with("emqx_client_monitor_"))
     {
-        meta.insert(f.name.clone(), (f.kind, f.help.clone()));
+        meta.insert(f.name.to_string(), (f.kind, f.help.clone()));
         for s in &f.samples {
             let mut l = s.labels.clone();
             for r in RELAY_LABELS {
                 l.remove(r);
             }
-            series.insert((s.name.clone(), l.to_string()), s.value);
+            series.insert((s.name.to_string(), l.to_string()), s.value);
         }
     }
     (series, meta)

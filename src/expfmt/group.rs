@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 
 use super::float::canonical_label_float;
-use crate::model::{Family, Labels, MetricType, Sample};
+use crate::model::{Family, Labels, MetricType, Sample, SeriesName};
 
 /// The metric name of a sample: the bare one before the braces or the quoted one inside
 /// them; both, neither, or an empty one is an error.
@@ -146,7 +146,7 @@ pub(crate) struct Grouper {
     helped: Vec<bool>,
     /// Per name: the family of that name, if any, and where the samples of that name went, if
     /// any were seen (family index and role). One map for both, so a name is stored once.
-    names: HashMap<Box<str>, Name>,
+    names: HashMap<SeriesName, Name>,
     /// Hash of (name, labels) to the head of a chain in `seen`.
     series: HashMap<u64, usize>,
     seen: Vec<Seen>,
@@ -184,7 +184,8 @@ impl Grouper {
             return i;
         }
         let i = self.families.len();
-        let mut family = Family::new(name, MetricType::Unknown, String::new());
+        let shared = self.shared(name);
+        let mut family = Family::new(shared, MetricType::Unknown, String::new());
         // Room for exactly one sample: most families of a large exposition have one, and a
         // first push would otherwise reserve four (a Vec's smallest growth).
         family.samples.reserve_exact(1);
@@ -201,6 +202,15 @@ impl Grouper {
             self.names.insert(name.into(), Name::default());
         }
         self.names.get_mut(name).expect("inserted above")
+    }
+
+    /// The one shared copy of `name` (the key of its entry, made if there is none).
+    fn shared(&mut self, name: &str) -> SeriesName {
+        self.name_mut(name);
+        match self.names.get_key_value(name) {
+            Some((shared, _)) => shared.clone(),
+            None => SeriesName::from(name),
+        }
     }
 
     /// The family called `name`, if there is one.
@@ -321,8 +331,9 @@ impl Grouper {
                         self.seen[cur].last_ts = ts;
                         self.kept += 1;
                         let fi = link.family;
+                        let name = s.name.clone();
                         self.families[fi].samples.push(Sample {
-                            name: name.to_string(),
+                            name,
                             labels,
                             value,
                             timestamp_ms,
@@ -336,6 +347,8 @@ impl Grouper {
         };
         let (fi, _) = self.route(name);
         self.kept += 1;
+        // The route made an entry for `name`: its key is the one copy every sample shares.
+        let name = self.shared(name);
         let family = &mut self.families[fi];
         self.seen.push(Seen {
             family: fi,
@@ -344,7 +357,7 @@ impl Grouper {
             next,
         });
         family.samples.push(Sample {
-            name: name.to_string(),
+            name,
             labels,
             value,
             timestamp_ms,
@@ -404,7 +417,7 @@ impl Grouper {
             return families;
         }
         let mut out: Vec<Family> = Vec::with_capacity(families.len());
-        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut index: HashMap<SeriesName, usize> = HashMap::new();
         for (f, bad) in families.into_iter().zip(bad) {
             if f.samples.is_empty() {
                 continue;

@@ -114,9 +114,9 @@ pub fn to_text_escaped(families: &[Family], with_timestamps: bool) -> String {
         .iter()
         .map(|f| {
             let mut f = f.clone();
-            f.name = escape_name(&f.name, true);
+            f.name = escape_name(&f.name, true).into();
             for s in &mut f.samples {
-                s.name = escape_name(&s.name, true);
+                s.name = escape_name(&s.name, true).into();
                 let pairs = std::mem::take(&mut s.labels)
                     .into_pairs()
                     .into_iter()

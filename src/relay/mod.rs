@@ -243,7 +243,8 @@ pub fn merge_families<'a>(
     groups: impl Iterator<Item = &'a [crate::model::Family]>,
 ) -> Vec<crate::model::Family> {
     let mut out: Vec<crate::model::Family> = Vec::new();
-    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut index: std::collections::HashMap<crate::model::SeriesName, usize> =
+        std::collections::HashMap::new();
     for fams in groups {
         for f in fams {
             match index.get(&f.name) {

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hash, Hasher};
 
-use crate::model::{Family, Labels, MetricType, Snapshot};
+use crate::model::{Family, Labels, MetricType, SeriesName, Snapshot};
 pub use crate::relabel::SeriesRules;
 
 /// Keeps what one source's preparation needs across polls: its labels and last series set.
@@ -16,7 +16,7 @@ pub struct Preparer {
     /// Whether to add `up`, `scrape_duration_seconds` and `scrape_samples_scraped`.
     report: bool,
     /// The series of the previous poll that carried no timestamp of their own, by key.
-    previous: HashMap<SeriesKey, (String, Labels)>,
+    previous: HashMap<SeriesKey, (SeriesName, Labels)>,
     /// Two independent hashers: a series' key is both hashes of its name and labels, so two
     /// different series share a key with odds of about 2^-128 per pair.
     hashers: (
@@ -56,7 +56,7 @@ impl Preparer {
     /// The last snapshot of a source that is gone (removed by a reload): no samples, every
     /// series it had ends with a stale marker, as Prometheus does for a removed target.
     pub fn retire(&mut self, at_ms: i64) -> Snapshot {
-        let mut stale: Vec<(String, Labels)> =
+        let mut stale: Vec<(SeriesName, Labels)> =
             std::mem::take(&mut self.previous).into_values().collect();
         stale.sort();
         Snapshot {
@@ -89,7 +89,10 @@ impl Preparer {
     pub fn target_labels(&self, own: &Labels) -> Labels {
         // Built in one go (one allocation for the result), not by repeated `set`s: this runs
         // for every series of every poll.
-        let target = [("job", self.job.as_str()), ("instance", self.instance.as_str())];
+        let target = [
+            ("job", self.job.as_str()),
+            ("instance", self.instance.as_str()),
+        ];
         let mut pairs: Vec<(std::borrow::Cow<'_, str>, &str)> =
             Vec::with_capacity(own.len() + 2 + self.external.len());
         if self.rules.honor_labels {
@@ -180,7 +183,7 @@ impl Preparer {
             ));
         }
         if let Some(name) = name {
-            s.name = name;
+            s.name = name.into();
         }
         s.labels = labels;
         Ok(true)
@@ -254,7 +257,7 @@ impl Preparer {
         // What vanished moves out of the old set (no copy); the old set is gone before the new
         // one is built, so at most one copy of the series' labels is ever held besides the
         // snapshot.
-        let mut stale: Vec<(String, Labels)> = std::mem::take(&mut self.previous)
+        let mut stale: Vec<(SeriesName, Labels)> = std::mem::take(&mut self.previous)
             .into_iter()
             .filter(|(k, _)| !current.contains(k))
             .map(|(_, series)| series)

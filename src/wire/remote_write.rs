@@ -79,7 +79,7 @@ impl BatchBuilder {
     pub fn add_metadata(&mut self, family: &Family) {
         self.metadata.push(proto::MetricMetadata {
             r#type: metric_type(family.kind) as i32,
-            metric_family_name: family.name.clone(),
+            metric_family_name: family.name.to_string(),
             help: family.help.clone(),
             unit: family.unit.clone(),
         });

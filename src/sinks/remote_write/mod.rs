@@ -100,7 +100,7 @@ struct State {
     pending_since: Option<Instant>,
     queue: Box<dyn Queue>,
     /// When each family's metadata was last put in a batch.
-    metadata_sent: HashMap<String, Instant>,
+    metadata_sent: HashMap<crate::model::SeriesName, Instant>,
     /// The last timestamp queued per series.
     last_sent: series::LastSent,
     last_forget: Instant,

@@ -232,7 +232,7 @@ mod tests {
         let names = |flags: &EmqxFlags| -> Vec<String> {
             build("LocalEMQX", flags, true, &rows)
                 .into_iter()
-                .map(|f| f.name)
+                .map(|f| f.name.into())
                 .collect()
         };
         let d = EmqxFlags::default();
