@@ -122,13 +122,14 @@ pub fn write_quoted(f: &mut impl fmt::Write, s: &str) -> fmt::Result {
 
 /// A validated label set: sorted by name, unique names, no empty values, no `__name__`.
 ///
-/// Stored compactly, as one allocation per set: every name and value followed by the byte
-/// `0xFF` (which never occurs in UTF-8), so a set costs its text plus two bytes a label and a
-/// 16-byte handle, not two `String`s a label. A relay holding a few hundred thousand series
+/// Stored compactly, as one shared allocation per set: every name and value followed by the
+/// byte `0xFF` (which never occurs in UTF-8), so a set costs its text plus two bytes a label and
+/// a 16-byte handle, not two `String`s a label, and a clone (the staleness index, a sink's
+/// batch) shares the text instead of copying it. A relay holding a few hundred thousand series
 /// spends most of its memory on label sets, so this layout is what keeps the per-series cost
 /// small; the methods below are the only ways in and out.
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
-pub struct Labels(Box<[u8]>);
+pub struct Labels(std::sync::Arc<[u8]>);
 
 /// Ends every name and every value in a [`Labels`] buffer; no UTF-8 string contains it.
 const SEP: u8 = 0xFF;
@@ -164,7 +165,7 @@ impl<'a> Iterator for LabelIter<'a> {
 impl Labels {
     /// The empty label set.
     pub fn new() -> Labels {
-        Labels(Box::default())
+        Labels(std::sync::Arc::default())
     }
 
     /// Builds the buffer from pairs already sorted by name, unique, without empty values.
@@ -177,7 +178,7 @@ impl Labels {
             buf.extend_from_slice(v.as_bytes());
             buf.push(SEP);
         }
-        Labels(buf.into_boxed_slice())
+        Labels(buf.into())
     }
 
     /// Builds a label set from pairs in any order. Pairs with an empty value are dropped (as

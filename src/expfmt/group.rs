@@ -24,7 +24,9 @@
 
 use std::collections::hash_map::{Entry, RandomState};
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
 
 use super::float::canonical_label_float;
 use crate::model::{Family, Labels, MetricType, Sample, SeriesName};
@@ -118,23 +120,13 @@ fn accepts(kind: MetricType, role: Role) -> bool {
     }
 }
 
-/// One link of the per-series chains: the first kept sample of a series, by position, and the
-/// latest timestamp kept for it (a sample without one counts as [`Grouper::now`]).
+/// A series seen so far: its first kept sample, by position, and the latest timestamp kept for
+/// it (a sample without one counts as [`Grouper::now`]).
 #[derive(Debug, Clone, Copy)]
 struct Seen {
-    family: usize,
-    sample: usize,
+    family: u32,
+    sample: u32,
     last_ts: i64,
-    next: usize,
-}
-
-const NO_NEXT: usize = usize::MAX;
-
-/// What the grouper knows of one name (see [`Grouper::names`]).
-#[derive(Debug, Clone, Copy, Default)]
-struct Name {
-    family: Option<u32>,
-    route: Option<(u32, Role)>,
 }
 
 #[derive(Default)]
@@ -144,11 +136,16 @@ pub(crate) struct Grouper {
     families: Vec<Family>,
     typed: Vec<bool>,
     helped: Vec<bool>,
-    /// Per name: the family of that name, if any, and where the samples of that name went, if
-    /// any were seen (family index and role). One map for both, so a name is stored once.
-    names: HashMap<SeriesName, Name>,
-    /// Hash of (name, labels) to the head of a chain in `seen`.
-    series: HashMap<u64, usize>,
+    /// Family index by family name. The table holds indexes only and compares the names in
+    /// `families`, so a name is stored once however many indexes point at it: at a few hundred
+    /// thousand series these tables would otherwise be as large as the families.
+    by_name: HashTable<u32>,
+    /// Whether samples of exactly the family's name were seen (routed to it, role `Plain`).
+    sampled: Vec<bool>,
+    /// Sample names routed to a family of another name (`foo_bucket` to `foo`) and their role.
+    routes: HashMap<SeriesName, (u32, Role)>,
+    /// The series kept so far, as indexes into `seen`, found by their name and labels.
+    series: HashTable<u32>,
     seen: Vec<Seen>,
     hasher: RandomState,
     /// Samples kept so far (what a `sample_limit` counts before relabelling).
@@ -184,43 +181,38 @@ impl Grouper {
             return i;
         }
         let i = self.families.len();
-        let shared = self.shared(name);
-        let mut family = Family::new(shared, MetricType::Unknown, String::new());
+        let mut family = Family::new(name, MetricType::Unknown, String::new());
         // Room for exactly one sample: most families of a large exposition have one, and a
         // first push would otherwise reserve four (a Vec's smallest growth).
         family.samples.reserve_exact(1);
         self.families.push(family);
         self.typed.push(false);
         self.helped.push(false);
-        self.name_mut(name).family = Some(i as u32);
+        self.sampled.push(false);
+        let (families, hasher) = (&self.families, &self.hasher);
+        self.by_name.insert_unique(hasher.hash_one(name), i as u32, |&j| {
+            hasher.hash_one(&*families[j as usize].name)
+        });
         i
-    }
-
-    /// The entry of `name`, made if there is none (its key copied only then).
-    fn name_mut(&mut self, name: &str) -> &mut Name {
-        if !self.names.contains_key(name) {
-            self.names.insert(name.into(), Name::default());
-        }
-        self.names.get_mut(name).expect("inserted above")
-    }
-
-    /// The one shared copy of `name` (the key of its entry, made if there is none).
-    fn shared(&mut self, name: &str) -> SeriesName {
-        self.name_mut(name);
-        match self.names.get_key_value(name) {
-            Some((shared, _)) => shared.clone(),
-            None => SeriesName::from(name),
-        }
     }
 
     /// The family called `name`, if there is one.
     fn family_named(&self, name: &str) -> Option<usize> {
-        self.names.get(name)?.family.map(|i| i as usize)
+        let families = &self.families;
+        self.by_name
+            .find(self.hasher.hash_one(name), |&i| {
+                *families[i as usize].name == *name
+            })
+            .map(|&i| i as usize)
     }
 
     /// Where samples named `name` went, if any were seen.
     fn routed(&self, name: &str) -> Option<(usize, Role)> {
-        self.names.get(name)?.route.map(|(i, r)| (i as usize, r))
+        if let Some(&(fi, role)) = self.routes.get(name) {
+            return Some((fi as usize, role));
+        }
+        let fi = self.family_named(name)?;
+        self.sampled[fi].then_some((fi, Role::Plain))
     }
 
     /// True if samples named `name` were already grouped into a family of another name.
@@ -285,17 +277,20 @@ impl Grouper {
                 None => (self.family(name), Role::Plain),
             }
         };
-        self.name_mut(name).route = Some((r.0 as u32, r.1));
+        match r {
+            // A plain route always leads to the family of the sample's own name.
+            (fi, Role::Plain) => self.sampled[fi] = true,
+            (fi, role) => {
+                self.routes.insert(name.into(), (fi as u32, role));
+            }
+        }
         r
     }
 
     /// Adds one sample (see the module docs for what is dropped).
     pub fn sample(&mut self, name: &str, labels: Labels, value: f64, timestamp_ms: Option<i64>) {
         let ts = timestamp_ms.unwrap_or(self.now);
-        let mut h = self.hasher.build_hasher();
-        name.hash(&mut h);
-        labels.hash(&mut h);
-        let key = h.finish();
+        let key = self.hasher.hash_one((name, &labels));
         if let Some(latest) = &mut self.counting {
             match latest.entry(key) {
                 Entry::Vacant(v) => {
@@ -311,50 +306,46 @@ impl Grouper {
             self.kept += 1;
             return;
         }
-        let new_link = self.seen.len();
-        let next = match self.series.entry(key) {
-            Entry::Vacant(v) => {
-                v.insert(new_link);
-                NO_NEXT
+        let (families, seen) = (&self.families, &self.seen);
+        let known = self.series.find(key, |&i| {
+            let at = seen[i as usize];
+            let s = &families[at.family as usize].samples[at.sample as usize];
+            *s.name == *name && s.labels == labels
+        });
+        if let Some(&i) = known {
+            let at = self.seen[i as usize];
+            // Prometheus drops a sample without a timestamp for a series this scrape already
+            // had, and storage one that does not move time forward.
+            if timestamp_ms.is_none() || ts <= at.last_ts {
+                return;
             }
-            Entry::Occupied(mut o) => {
-                let mut cur = *o.get();
-                while cur != NO_NEXT {
-                    let link = self.seen[cur];
-                    let s = &self.families[link.family].samples[link.sample];
-                    if s.name == name && s.labels == labels {
-                        // Prometheus drops a sample without a timestamp for a series this
-                        // scrape already had, and storage one that does not move time forward.
-                        if timestamp_ms.is_none() || ts <= link.last_ts {
-                            return;
-                        }
-                        self.seen[cur].last_ts = ts;
-                        self.kept += 1;
-                        let fi = link.family;
-                        let name = s.name.clone();
-                        self.families[fi].samples.push(Sample {
-                            name,
-                            labels,
-                            value,
-                            timestamp_ms,
-                        });
-                        return;
-                    }
-                    cur = link.next;
-                }
-                o.insert(new_link)
-            }
-        };
-        let (fi, _) = self.route(name);
+            self.seen[i as usize].last_ts = ts;
+            self.kept += 1;
+            let family = &mut self.families[at.family as usize];
+            let name = family.samples[at.sample as usize].name.clone();
+            family.samples.push(Sample {
+                name,
+                labels,
+                value,
+                timestamp_ms,
+            });
+            return;
+        }
+        let (fi, role) = self.route(name);
         self.kept += 1;
-        // The route made an entry for `name`: its key is the one copy every sample shares.
-        let name = self.shared(name);
+        // One copy of the name for every sample of it: the family's, or the route's key.
+        let name = match role {
+            Role::Plain => self.families[fi].name.clone(),
+            _ => match self.routes.get_key_value(name) {
+                Some((shared, _)) => shared.clone(),
+                None => SeriesName::from(name),
+            },
+        };
         let family = &mut self.families[fi];
         self.seen.push(Seen {
-            family: fi,
-            sample: family.samples.len(),
+            family: fi as u32,
+            sample: family.samples.len() as u32,
             last_ts: ts,
-            next,
         });
         family.samples.push(Sample {
             name,
@@ -362,6 +353,13 @@ impl Grouper {
             value,
             timestamp_ms,
         });
+        let (families, seen, hasher) = (&self.families, &self.seen, &self.hasher);
+        self.series
+            .insert_unique(key, (seen.len() - 1) as u32, |&i| {
+                let at = seen[i as usize];
+                let s = &families[at.family as usize].samples[at.sample as usize];
+                hasher.hash_one((s.name.as_str(), &s.labels))
+            });
     }
 
     /// True if family `fi` is what a strict reader expects of its type.
@@ -380,7 +378,7 @@ impl Grouper {
             })
         };
         f.samples.iter().all(|s| {
-            let role = self.routed(&s.name).map_or(Role::Plain, |r| r.1);
+            let role = self.routes.get(s.name.as_str()).map_or(Role::Plain, |r| r.1);
             match (f.kind, role) {
                 (MetricType::Summary, Role::Plain) | (_, Role::Bucket) => canonical(s),
                 (MetricType::Summary, _) => true,
@@ -403,13 +401,14 @@ impl Grouper {
         // they are as large as the families themselves.
         let Grouper {
             mut families,
-            names,
+            by_name,
+            routes,
             series,
             seen,
             counting,
             ..
         } = self;
-        drop((names, series, seen, counting));
+        drop((by_name, routes, series, seen, counting));
         if !bad.contains(&true) {
             // The common case: every family stays as it is, in place.
             families.retain(|f| !f.samples.is_empty());
