@@ -6,6 +6,11 @@ list, a scrape exposition of tiny series), runs `BINARY print --config ...` once
 reads the child's peak RSS (ru_maxrss of the waited-for process). Several binaries can be given
 (e.g. the build before and after a change) and are measured side by side in one run.
 
+The answers just under a limit are also measured in the daemon (`BINARY run`, the whole
+pipeline: parse, relabel, staleness, a remote-write sink delivering to a local receiver that
+answers 204), polled every 10 s for 35 s, three runs each; the table gives the highest peak
+(VmHWM) of the three, because the peak depends on how a poll meets the previous one's delivery.
+
 Usage: bench/memory.py BINARY [BINARY...]   (release builds; see bench/RESULTS.md)
 """
 import http.server
@@ -16,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 MIB = 1 << 20
 
@@ -132,6 +138,45 @@ def measure(binary, config):
     return int(out[0]) / 1024, out[1], out[2] if len(out) > 2 else ""
 
 
+def serve_receiver():
+    """A remote-write receiver that reads each request and answers 204 (keep-alive)."""
+    class R(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), R)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+def measure_daemon(binary, config, seconds=35):
+    """Peak RSS (VmHWM, MiB) of `BINARY run` over `seconds`, and whether it stopped cleanly."""
+    p = subprocess.Popen([binary, "run", "--config", config], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    hwm = 0.0
+    deadline = time.time() + seconds
+    while time.time() < deadline and p.poll() is None:
+        time.sleep(0.2)
+        try:
+            for line in open(f"/proc/{p.pid}/status"):
+                if line.startswith("VmHWM"):
+                    hwm = int(line.split()[1]) / 1024
+        except FileNotFoundError:
+            break
+    p.terminate()
+    err = p.communicate(timeout=30)[1].decode(errors="replace")
+    bad = [l for l in err.splitlines() if " ERROR " in l or "failed" in l]
+    return hwm, p.returncode, bad[-1] if bad else ""
+
+
 def main():
     binaries = sys.argv[1:]
     if not binaries:
@@ -174,6 +219,31 @@ def main():
             row.append(f"{mib:.1f} MiB{why}")
         rows.append(row)
         srv.shutdown()
+    receiver = serve_receiver()
+    daemon_cases = []
+    for name in ("metric_name_{i:07d}", 'node_x{{id="{i:07d}",instance_type="big"}}'):
+        body, n = exposition(64 * MIB, name, 199_000)
+        daemon_cases.append((f"daemon with a remote-write sink: {len(body) / MIB:.1f} MB exposition "
+                             f"({n} series like `{name.format(i=1)}`, just under sample_limit)",
+                             body))
+    for title, body in daemon_cases:
+        srv = serve(body, "text/plain; version=0.0.4")
+        cfg = os.path.join(tmp, "daemon.toml")
+        with open(os.open(cfg, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(f'[relay]\nstate_dir = "{tmp}/state-daemon"\n\n[[source]]\ntype = "scrape"\n'
+                    f'name = "scrape"\nurl = "http://127.0.0.1:{srv.server_address[1]}"\n'
+                    'interval = "10s"\n\n[[sink]]\ntype = "remote_write"\nname = "rw"\n'
+                    f'url = "http://127.0.0.1:{receiver.server_address[1]}/api/v1/write"\n')
+        row = [title]
+        for b in binaries:
+            runs = [measure_daemon(b, cfg) for _ in range(3)]
+            worst = max(r[0] for r in runs)
+            errs = [r[2] for r in runs if r[2]]
+            why = f" (error: {errs[-1][:80]})" if errs else ""
+            row.append(f"{worst:.1f} MiB (runs: {', '.join(f'{r[0]:.0f}' for r in runs)}){why}")
+        rows.append(row)
+        srv.shutdown()
+    receiver.shutdown()
     print("| answer (one poll, `print`) | " + " | ".join(os.path.basename(os.path.dirname(
         os.path.dirname(os.path.abspath(b)))) + ":" + os.path.basename(b) for b in binaries) + " |")
     print("|---|" + "---:|" * len(binaries))

@@ -122,14 +122,14 @@ pub fn write_quoted(f: &mut impl fmt::Write, s: &str) -> fmt::Result {
 
 /// A validated label set: sorted by name, unique names, no empty values, no `__name__`.
 ///
-/// Stored compactly, as one shared allocation per set: every name and value followed by the
+/// Stored compactly, as one shared allocation per set (none for the empty set): every name and value followed by the
 /// byte `0xFF` (which never occurs in UTF-8), so a set costs its text plus two bytes a label and
 /// a 16-byte handle, not two `String`s a label, and a clone (the staleness index, a sink's
 /// batch) shares the text instead of copying it. A relay holding a few hundred thousand series
 /// spends most of its memory on label sets, so this layout is what keeps the per-series cost
 /// small; the methods below are the only ways in and out.
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
-pub struct Labels(std::sync::Arc<[u8]>);
+pub struct Labels(Option<std::sync::Arc<[u8]>>);
 
 /// Ends every name and every value in a [`Labels`] buffer; no UTF-8 string contains it.
 const SEP: u8 = 0xFF;
@@ -165,7 +165,7 @@ impl<'a> Iterator for LabelIter<'a> {
 impl Labels {
     /// The empty label set.
     pub fn new() -> Labels {
-        Labels(std::sync::Arc::default())
+        Labels(None)
     }
 
     /// Builds the buffer from pairs already sorted by name, unique, without empty values.
@@ -178,7 +178,7 @@ impl Labels {
             buf.extend_from_slice(v.as_bytes());
             buf.push(SEP);
         }
-        Labels(buf.into())
+        Labels((!buf.is_empty()).then(|| buf.into()))
     }
 
     /// Builds a label set from pairs in any order. Pairs with an empty value are dropped (as
@@ -242,7 +242,7 @@ impl Labels {
 
     /// The pairs, sorted by name.
     pub fn iter(&self) -> LabelIter<'_> {
-        LabelIter(&self.0)
+        LabelIter(self.bytes())
     }
 
     /// The pairs, sorted by name, as owned strings.
@@ -254,16 +254,21 @@ impl Labels {
 
     /// The number of labels.
     pub fn len(&self) -> usize {
-        self.0.iter().filter(|&&b| b == SEP).count() / 2
+        self.bytes().iter().filter(|&&b| b == SEP).count() / 2
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.is_none()
     }
 
     /// Heap bytes this set holds (its text and two separators a label).
     pub fn heap_bytes(&self) -> usize {
-        self.0.len()
+        self.bytes().len()
+    }
+
+    /// The buffer (empty for the empty set, which allocates nothing).
+    fn bytes(&self) -> &[u8] {
+        self.0.as_deref().unwrap_or_default()
     }
 }
 
@@ -476,7 +481,7 @@ impl fmt::Display for Labels {
     /// `{a="1",b="2"}` with text-format escaping (a name outside the legacy character set is
     /// quoted, `{"a.b"="1"}`); nothing for an empty set.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
+        if self.is_empty() {
             return Ok(());
         }
         f.write_str("{")?;

@@ -190,9 +190,10 @@ impl Grouper {
         self.helped.push(false);
         self.sampled.push(false);
         let (families, hasher) = (&self.families, &self.hasher);
-        self.by_name.insert_unique(hasher.hash_one(name), i as u32, |&j| {
-            hasher.hash_one(&*families[j as usize].name)
-        });
+        self.by_name
+            .insert_unique(hasher.hash_one(name), i as u32, |&j| {
+                hasher.hash_one(&*families[j as usize].name)
+            });
         i
     }
 
@@ -378,7 +379,10 @@ impl Grouper {
             })
         };
         f.samples.iter().all(|s| {
-            let role = self.routes.get(s.name.as_str()).map_or(Role::Plain, |r| r.1);
+            let role = self
+                .routes
+                .get(s.name.as_str())
+                .map_or(Role::Plain, |r| r.1);
             match (f.kind, role) {
                 (MetricType::Summary, Role::Plain) | (_, Role::Bucket) => canonical(s),
                 (MetricType::Summary, _) => true,

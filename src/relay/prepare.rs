@@ -134,6 +134,8 @@ impl Preparer {
         // would otherwise hold two copies of every vector for a moment.
         let mut count: u64 = 0;
         let mut error: Option<String> = None;
+        // Every series without labels of its own gets the same target labels: one shared copy.
+        let bare = self.target_labels(&Labels::new());
         raw.retain_mut(|fam| {
             if error.is_some() {
                 return false;
@@ -143,7 +145,7 @@ impl Preparer {
                 if error.is_some() {
                     return false;
                 }
-                match self.rule_sample(s, &mut count) {
+                match self.rule_sample(s, &bare, &mut count) {
                     Ok(keep) => keep,
                     Err(e) => {
                         error = Some(e);
@@ -161,8 +163,18 @@ impl Preparer {
     }
 
     /// Target labels, relabelling and limits for one sample: `Ok(false)` if a rule dropped it.
-    fn rule_sample(&self, s: &mut crate::model::Sample, count: &mut u64) -> Result<bool, String> {
-        let labels = self.target_labels(&s.labels);
+    /// `bare` is what [`Preparer::target_labels`] gives a series without labels.
+    fn rule_sample(
+        &self,
+        s: &mut crate::model::Sample,
+        bare: &Labels,
+        count: &mut u64,
+    ) -> Result<bool, String> {
+        let labels = if s.labels.is_empty() {
+            bare.clone()
+        } else {
+            self.target_labels(&s.labels)
+        };
         let (name, labels) = if self.rules.relabel.is_empty() {
             (None, labels)
         } else {
