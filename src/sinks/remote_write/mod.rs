@@ -233,7 +233,7 @@ impl RemoteWriteSink {
                     st.metadata_sent.insert(fam.name.clone(), now);
                     st.pending.add_metadata(fam);
                 }
-                st.pending.add(&s.name, &s.labels, ts, s.value);
+                st.pending.add_shared(&s.name, &s.labels, ts, s.value);
                 if st.pending.len() >= self.cfg.max_samples_per_send {
                     self.seal(&mut st);
                 }
@@ -248,7 +248,8 @@ impl RemoteWriteSink {
                 refused.count(r);
                 continue;
             }
-            st.pending.add(name, labels, snap.timestamp_ms, stale_nan());
+            st.pending
+                .add_shared(name, labels, snap.timestamp_ms, stale_nan());
             if st.pending.len() >= self.cfg.max_samples_per_send {
                 self.seal(&mut st);
             }
