@@ -819,45 +819,36 @@ async fn bench_api_calls_and_rss() {
             store.clone(),
         ));
         let dir = tempfile::tempdir().unwrap();
+        let sink = format!(
+            "[[sink]]\ntype = \"remote_write\"\nname = \"rx\"\nurl = \"http://{rx_addr}/api/v1/write\"\n"
+        );
         let cfg = write_config(
-        &dir,
-        &format!(
-            "{}\n[[sink]]\ntype = \"remote_write\"\nname = \"rx\"\nurl = \"http://{rx_addr}/api/v1/write\"\n",
-            source_toml(&sim, "interval = \"2s\"")
-        ),
-    );
+            &dir,
+            &format!("{}\n{sink}", source_toml(&sim, "interval = \"2s\"")),
+        );
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pushrelay"))
             .args(["run", "--config", &cfg, "--log-level", "warn"])
             .spawn()
             .unwrap();
-        let status = format!("/proc/{}/status", child.id());
-        let field = |text: &str, k: &str| -> f64 {
-            text.lines()
-                .find(|l| l.starts_with(k))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-                / 1024.0
-        };
+        let pid = child.id();
         let mut rss = Vec::new();
         let mut hwm = 0.0;
         for s in 0..40 {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            let t = std::fs::read_to_string(&status).unwrap();
             if s >= 20 {
-                rss.push(field(&t, "VmRSS:"));
+                rss.push(support::proc_status_mib(pid, "VmRSS:"));
             }
-            hwm = field(&t, "VmHWM:");
+            hwm = support::proc_status_mib(pid, "VmHWM:");
         }
         child.kill().unwrap();
         child.wait().unwrap();
         rss.sort_by(f64::total_cmp);
         let series = store.lock().unwrap().series.len();
+        let steady = rss[rss.len() / 2];
         println!(
-        "\nrelay polling {gateways} gateways every 2 s: steady RSS (median of the last 20 s) {:.1} MiB, peak {:.1} MiB, {series} series received",
-        rss[rss.len() / 2],
-        hwm
-    );
+            "\nrelay polling {gateways} gateways every 2 s: steady RSS (median of the last 20 s) \
+             {steady:.1} MiB, peak {hwm:.1} MiB, {series} series received"
+        );
         assert!(series > 10 * gateways, "{series}");
         cancel.cancel();
     }

@@ -747,14 +747,6 @@ async fn bench_rss_of_the_mqtt_source() {
     let (sink, store, cancel) = built_in_receiver().await;
     let url = format!("mqtt://127.0.0.1:{}", m.port);
     let stack = Stack::connect(&m).await;
-    let field = |text: &str, k: &str| -> f64 {
-        text.lines()
-            .find(|l| l.starts_with(k))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 1024.0
-    };
     let mut results = Vec::new();
     for (label, source) in [
         ("no source", String::new()),
@@ -773,7 +765,7 @@ async fn bench_rss_of_the_mqtt_source() {
             .args(["run", "--config", &cfg, "--log-level", "warn"])
             .spawn()
             .unwrap();
-        let status = format!("/proc/{}/status", child.id());
+        let pid = child.id();
         let (mut rss, mut hwm) = (Vec::new(), 0.0);
         for s in 0..40u32 {
             for d in 0..20 {
@@ -783,11 +775,10 @@ async fn bench_rss_of_the_mqtt_source() {
                 stack.up(&u).await;
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
-            let t = std::fs::read_to_string(&status).unwrap();
             if s >= 20 {
-                rss.push(field(&t, "VmRSS:"));
+                rss.push(support::proc_status_mib(pid, "VmRSS:"));
             }
-            hwm = field(&t, "VmHWM:");
+            hwm = support::proc_status_mib(pid, "VmHWM:");
         }
         child.kill().unwrap();
         child.wait().unwrap();
