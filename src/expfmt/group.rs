@@ -218,7 +218,8 @@ impl Grouper {
 
     /// True if samples named `name` were already grouped into a family of another name.
     fn grouped_elsewhere(&self, name: &str) -> bool {
-        matches!(self.routed(name), Some((fi, _)) if self.families[fi].name != name)
+        // `routes` holds exactly the names routed to a family of another name.
+        self.routes.contains_key(name)
     }
 
     /// The family a declaration for `name` may change, if any.

@@ -98,8 +98,8 @@ impl Preparer {
         if self.rules.honor_labels {
             // The series' own labels win; the target's fill in what is missing.
             pairs.extend(own.iter().map(|(k, v)| (k.into(), v)));
-            for (k, v) in target.into_iter().chain(self.external.iter()) {
-                if !pairs.iter().any(|(n, _)| n == k) {
+            for (k, v) in target {
+                if own.get(k).is_none() {
                     pairs.push((k.into(), v));
                 }
             }
@@ -116,10 +116,11 @@ impl Preparer {
                 }
             }
             pairs.extend(target.map(|(k, v)| (k.into(), v)));
-            for (k, v) in self.external.iter() {
-                if !pairs.iter().any(|(n, _)| n == k) {
-                    pairs.push((k.into(), v));
-                }
+        }
+        // External labels fill in names the series has none of, in either case.
+        for (k, v) in self.external.iter() {
+            if !pairs.iter().any(|(n, _)| n == k) {
+                pairs.push((k.into(), v));
             }
         }
         // Every name is unique and valid by construction, so this cannot fail.
@@ -128,14 +129,14 @@ impl Preparer {
 
     /// Target labels, relabelling and limits for every series of one poll; an error (a limit
     /// exceeded, a name relabelled away) fails the whole poll.
-    fn apply_rules(&self, mut raw: Vec<Family>) -> Result<Vec<Family>, String> {
+    /// `bare` is what [`Preparer::target_labels`] gives a series without labels of its own:
+    /// every such series shares that one copy.
+    fn apply_rules(&self, mut raw: Vec<Family>, bare: &Labels) -> Result<Vec<Family>, String> {
         // In place: the families and their samples are kept where they are, only the labels
         // (and, with relabelling, names) are replaced; a poll of a few hundred thousand series
         // would otherwise hold two copies of every vector for a moment.
         let mut count: u64 = 0;
         let mut error: Option<String> = None;
-        // Every series without labels of its own gets the same target labels: one shared copy.
-        let bare = self.target_labels(&Labels::new());
         raw.retain_mut(|fam| {
             if error.is_some() {
                 return false;
@@ -145,7 +146,7 @@ impl Preparer {
                 if error.is_some() {
                     return false;
                 }
-                match self.rule_sample(s, &bare, &mut count) {
+                match self.rule_sample(s, bare, &mut count) {
                     Ok(keep) => keep,
                     Err(e) => {
                         error = Some(e);
@@ -220,7 +221,10 @@ impl Preparer {
         duration_seconds: f64,
     ) -> (Snapshot, Option<String>) {
         let scraped: usize = result.iter().flatten().map(|f| f.samples.len()).sum();
-        let (result, error) = match result.map(|r| self.apply_rules(r)) {
+        // The target labels of a series without labels: the report series and every bare series
+        // of the poll share them.
+        let base = self.target_labels(&Labels::new());
+        let (result, error) = match result.map(|r| self.apply_rules(r, &base)) {
             Some(Ok(r)) => (Some(r), None),
             Some(Err(e)) => (None, Some(e)),
             None => (None, None),
@@ -231,7 +235,6 @@ impl Preparer {
         let mut current: HashSet<SeriesKey> = HashSet::with_capacity(self.previous.len());
         let mut report = Vec::with_capacity(3);
         if self.report {
-            let base = self.target_labels(&Labels::new());
             for (name, help, value) in [
                 (
                     "up",

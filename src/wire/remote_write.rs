@@ -171,28 +171,21 @@ impl EncodedBatch {
 /// The full label list of a series as remote write wants it: `__name__` included, sorted by
 /// name (byte order, so `__name__` sorts after upper-case names and before lower-case ones).
 pub fn wire_labels(name: &str, labels: &Labels) -> Vec<proto::Label> {
-    wire_labels_owned(name.to_string(), labels.clone())
-}
-
-/// [`wire_labels`], moving the strings instead of copying them.
-pub fn wire_labels_owned(name: String, labels: Labels) -> Vec<proto::Label> {
-    let pairs = labels.into_pairs();
-    let mut out = Vec::with_capacity(pairs.len() + 1);
+    let label = |k: &str, v: &str| proto::Label {
+        name: k.to_string(),
+        value: v.to_string(),
+    };
+    let mut out = Vec::with_capacity(labels.len() + 1);
     let mut name = Some(name);
-    for (k, v) in pairs {
-        if name.is_some() && k.as_str() > "__name__" {
-            out.push(proto::Label {
-                name: "__name__".to_string(),
-                value: name.take().expect("checked is_some"),
-            });
+    for (k, v) in labels.iter() {
+        if let Some(n) = name.filter(|_| k > "__name__") {
+            out.push(label("__name__", n));
+            name = None;
         }
-        out.push(proto::Label { name: k, value: v });
+        out.push(label(k, v));
     }
-    if let Some(value) = name {
-        out.push(proto::Label {
-            name: "__name__".to_string(),
-            value,
-        });
+    if let Some(n) = name {
+        out.push(label("__name__", n));
     }
     out
 }
