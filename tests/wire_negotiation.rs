@@ -14,27 +14,7 @@ use support::fakes::{start_relay, Exporter, FaultProxy};
 use support::receivers::{wait_for, Receiver};
 
 fn config(source_url: &str, rw_url: &str, keys: &str) -> String {
-    format!(
-        r#"
-[relay]
-interval = "1s"
-shutdown_timeout = "20s"
-
-[[source]]
-type = "scrape"
-name = "node"
-url = "{source_url}"
-
-[[sink]]
-type = "remote_write"
-name = "rw"
-url = "{rw_url}"
-batch_wait = "200ms"
-min_backoff = "100ms"
-max_backoff = "500ms"
-{keys}
-"#
-    )
+    support::fakes::scrape_to_remote_write(source_url, rw_url, "", keys)
 }
 
 fn first(v: &Value) -> Option<(Value, String)> {

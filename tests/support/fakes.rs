@@ -201,6 +201,39 @@ impl Drop for FaultProxy {
     }
 }
 
+/// The config most remote-write tests run: one scrape source `node` polled every second into
+/// one remote-write sink `rw` with short waits and backoffs; `relay_extra` goes in `[relay]`,
+/// `sink_extra` in the sink.
+pub fn scrape_to_remote_write(
+    source_url: &str,
+    rw_url: &str,
+    relay_extra: &str,
+    sink_extra: &str,
+) -> String {
+    format!(
+        r#"
+[relay]
+interval = "1s"
+{relay_extra}
+shutdown_timeout = "20s"
+
+[[source]]
+type = "scrape"
+name = "node"
+url = "{source_url}"
+
+[[sink]]
+type = "remote_write"
+name = "rw"
+url = "{rw_url}"
+batch_wait = "200ms"
+min_backoff = "100ms"
+max_backoff = "500ms"
+{sink_extra}
+"#
+    )
+}
+
 /// Runs the relay in-process on a config text until the returned token is cancelled.
 pub fn start_relay(
     config_toml: &str,
