@@ -749,6 +749,43 @@ impl Queue for DiskQueue {
         }
     }
 
+    fn front_id(&self) -> Option<u64> {
+        self.entries.front().map(|e| e.id)
+    }
+
+    fn peek(&mut self, k: usize) -> Option<(u64, EncodedBatch)> {
+        if k == 0 {
+            return self.front();
+        }
+        let e = self.entries.get(k)?;
+        let (id, samples, oldest_ms) = (e.id, e.samples, e.oldest_ms);
+        match e.loc.clone() {
+            Loc::Memory(body) => Some((
+                id,
+                EncodedBatch {
+                    samples,
+                    body,
+                    oldest_ms,
+                },
+            )),
+            Loc::Disk { seg, offset } => {
+                let rec = self.read_at(seg, offset).ok()?;
+                Some((
+                    id,
+                    EncodedBatch {
+                        samples: rec.samples,
+                        body: Bytes::from(rec.body),
+                        oldest_ms: rec.oldest_ms,
+                    },
+                ))
+            }
+        }
+    }
+
+    fn samples_at(&self, k: usize) -> Option<usize> {
+        self.entries.get(k).map(|e| e.samples)
+    }
+
     fn commit(&mut self, id: u64) {
         if self.entries.front().is_some_and(|e| e.id == id) {
             self.pop_front();

@@ -44,6 +44,18 @@ impl Queue for MemoryQueue {
         self.batches.front().cloned()
     }
 
+    fn front_id(&self) -> Option<u64> {
+        self.batches.front().map(|(id, _)| *id)
+    }
+
+    fn peek(&mut self, k: usize) -> Option<(u64, EncodedBatch)> {
+        self.batches.get(k).cloned()
+    }
+
+    fn samples_at(&self, k: usize) -> Option<usize> {
+        self.batches.get(k).map(|(_, b)| b.samples)
+    }
+
     fn bytes(&self) -> u64 {
         self.batches.iter().map(|(_, b)| b.body.len() as u64).sum()
     }

@@ -22,6 +22,15 @@ pub trait Queue: Send {
     /// The oldest batch and its id, still queued. (A disk queue reads it from its segment; a
     /// record found corrupt there is dropped, counted and the next one returned.)
     fn front(&mut self) -> Option<(u64, EncodedBatch)>;
+    /// The id of the oldest batch, without reading it.
+    fn front_id(&self) -> Option<u64>;
+    /// The batch `k` places behind the oldest (`peek(0)` is what [`Queue::front`] returns when
+    /// the front can be read) and its id, if it can be read now. The sender merges the small
+    /// batches at the front into one request; a batch behind the front that cannot be read is
+    /// left for `front` to deal with when it gets there.
+    fn peek(&mut self, k: usize) -> Option<(u64, EncodedBatch)>;
+    /// Samples batch `k` places behind the oldest holds, without reading it.
+    fn samples_at(&self, k: usize) -> Option<usize>;
     /// Removes batch `id` if it is still the oldest: it was delivered or refused for good. (It
     /// may be gone already if a bound pushed it out while it was being sent.)
     fn commit(&mut self, id: u64);

@@ -25,10 +25,23 @@ pub enum Compression {
     Zstd,
 }
 
-/// The zstd level, chosen by measurement on remote-write bodies of 300 series (1 and 4
-/// scrapes, bench/RESULTS.md): level 6 is 8 % smaller than levels 1–3 at ~0.2 ms per body on
-/// x86; 9–13 are no smaller, and 15 is 5 % smaller for 25–30× the CPU.
-pub const ZSTD_LEVEL: i32 = 6;
+/// The zstd level for a body of `raw_len` bytes (protobuf before compression), chosen by
+/// measurement on remote-write bodies of two exporter shapes, 1 to 32 polls (bench/RESULTS.md):
+/// level 15 is 5-8 % smaller than level 6 (9-13 are no smaller than 6) for 10-25x the CPU,
+/// about 8 ms for one 300-series poll (43 KB) and 20 ms at the bound on this x86 machine, by
+/// estimate 10x that on a Pi Zero class CPU: spent only on bodies up to [`STRONG_ZSTD_MAX`],
+/// which is what a metered link sends. Larger bodies (thousands of series, a backlog) get
+/// level 6, about 0.2 ms per 43 KB.
+pub fn zstd_level(raw_len: usize) -> i32 {
+    if raw_len <= STRONG_ZSTD_MAX {
+        15
+    } else {
+        6
+    }
+}
+
+/// The largest body (before compression) that gets the strong zstd level.
+pub const STRONG_ZSTD_MAX: usize = 128 << 10;
 
 /// What one request is: the message and its compression. 2.0 is always snappy (its
 /// specification allows nothing else).
@@ -110,7 +123,7 @@ pub fn convert(neutral: &bytes::Bytes, form: Form) -> Result<bytes::Bytes, Decod
 /// zstd-compresses `raw` into one frame (with the content size, without a checksum).
 pub fn zstd_compress(raw: &[u8]) -> Vec<u8> {
     // Compressing an in-memory buffer fails only on allocation failure or a bad level.
-    zstd::bulk::compress(raw, ZSTD_LEVEL).expect("zstd level is valid")
+    zstd::bulk::compress(raw, zstd_level(raw.len())).expect("zstd level is valid")
 }
 
 /// Decompresses a zstd body of at most `limit` bytes (the tests' receivers use this).

@@ -168,6 +168,57 @@ impl EncodedBatch {
     }
 }
 
+/// Several queued batches as one request: series that appear in more than one keep one label
+/// list, their samples concatenated in queue order (so in time order: a series' samples are
+/// queued in time order), series in first-seen order, metadata once per family. This is how
+/// the sender merges the small batches of consecutive polls (or of a backlog) up to
+/// `max_samples_per_send`: each label set crosses the wire once per request, not once a poll.
+pub fn merge(batches: &[EncodedBatch]) -> Result<EncodedBatch, DecodeError> {
+    if let [one] = batches {
+        return Ok(one.clone());
+    }
+    let mut out = proto::WriteRequest::default();
+    // Each series' place in `out.timeseries`, by its label list written out (names and values
+    // followed by 0xFF, which UTF-8 never holds).
+    let mut index: std::collections::HashMap<Vec<u8>, usize> = std::collections::HashMap::new();
+    let mut families = std::collections::HashSet::new();
+    let mut key = Vec::new();
+    let (mut samples, mut oldest_ms) = (0, i64::MAX);
+    for b in batches {
+        let req = decode(&b.body)?;
+        if b.samples > 0 {
+            samples += b.samples;
+            oldest_ms = oldest_ms.min(b.oldest_ms);
+        }
+        for m in req.metadata {
+            if families.insert(m.metric_family_name.clone()) {
+                out.metadata.push(m);
+            }
+        }
+        for ts in req.timeseries {
+            key.clear();
+            for l in &ts.labels {
+                key.extend_from_slice(l.name.as_bytes());
+                key.push(0xFF);
+                key.extend_from_slice(l.value.as_bytes());
+                key.push(0xFF);
+            }
+            match index.get(&key) {
+                Some(&i) => out.timeseries[i].samples.extend(ts.samples),
+                None => {
+                    index.insert(key.clone(), out.timeseries.len());
+                    out.timeseries.push(ts);
+                }
+            }
+        }
+    }
+    Ok(EncodedBatch {
+        samples,
+        body: Bytes::from(compress(&out)),
+        oldest_ms: if samples == 0 { 0 } else { oldest_ms },
+    })
+}
+
 /// The full label list of a series as remote write wants it: `__name__` included, sorted by
 /// name (byte order, so `__name__` sorts after upper-case names and before lower-case ones).
 pub fn wire_labels(name: &str, labels: &Labels) -> Vec<proto::Label> {
@@ -250,6 +301,60 @@ mod tests {
             .map(|l| l.name)
             .collect();
         assert_eq!(names, ["__name__"]);
+    }
+
+    /// Merged batches carry each series' label list once, its samples in queue order, and
+    /// each family's metadata once; a single batch is passed through as it is.
+    #[test]
+    fn merge_sends_each_label_set_once_in_time_order() {
+        let a = labels(&[("job", "x")]);
+        let b = labels(&[("job", "y")]);
+        let f = Family::new("m", MetricType::Gauge, "help");
+        let batch = |t: i64, series: &[&Labels]| {
+            let mut bb = BatchBuilder::new();
+            bb.add_metadata(&f);
+            for l in series {
+                bb.add("m", l, t, t as f64);
+            }
+            bb.finish()
+        };
+        let one = batch(1000, &[&a]);
+        assert_eq!(merge(std::slice::from_ref(&one)).unwrap().body, one.body);
+        let merged = merge(&[
+            batch(1000, &[&a]),
+            batch(2000, &[&b, &a]),
+            batch(3000, &[&a]),
+        ])
+        .unwrap();
+        assert_eq!((merged.samples, merged.oldest_ms), (4, 1000));
+        let req = decode(&merged.body).unwrap();
+        assert_eq!(req.metadata.len(), 1);
+        let got: Vec<(String, Vec<i64>)> = req
+            .timeseries
+            .iter()
+            .map(|t| {
+                let job = t.labels.iter().find(|l| l.name == "job").unwrap();
+                (
+                    job.value.clone(),
+                    t.samples.iter().map(|s| s.timestamp).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("x".to_string(), vec![1000, 2000, 3000]),
+                ("y".to_string(), vec![2000])
+            ]
+        );
+        assert!(merge(&[
+            one.clone(),
+            EncodedBatch {
+                body: Bytes::from_static(b"junk"),
+                ..one
+            }
+        ])
+        .is_err());
     }
 
     #[test]

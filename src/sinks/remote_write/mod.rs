@@ -6,12 +6,19 @@
 //! last sample queued for its series ([`series`]); a queued batch that aged past `max_age`
 //! during an outage loses only its samples that are too old.
 //!
-//! One task per sink, running four futures that share the sink's state: the batcher seals
-//! the pending batch when it is full or `batch_wait` old; the sender delivers the queue's
-//! front batch, retrying network errors, 5xx, 429, 401/403, 3xx and HTML pages forever (with
-//! backoff, honouring `Retry-After`) and dropping batches a receiver refuses with another 4xx;
-//! the fsync timer makes appended batches durable on the configured interval; the drop
-//! summary logs what was given up on at most once a minute ([`super::health`]).
+//! Every submitted snapshot is encoded and queued at once (durable within one fsync interval),
+//! in batches of at most `max_samples_per_send`. The sender waits until the oldest queued
+//! sample is `batch_wait` old (or a request's worth is queued, or the sink is closing), then
+//! merges the batches at the queue's front into one request of at most `max_samples_per_send`
+//! samples, so each label set crosses the wire once per request however many polls or how
+//! long a backlog it spans.
+//!
+//! One task per sink, running four futures that share the sink's state: the closer seals
+//! what is pending at shutdown; the sender delivers the merged front of the queue, retrying
+//! network errors, 5xx, 429, 401/403, 3xx and HTML pages forever (with backoff, honouring
+//! `Retry-After`) and dropping batches a receiver refuses with another 4xx; the fsync timer
+//! makes appended batches durable on the configured interval; the drop summary logs what was
+//! given up on at most once a minute ([`super::health`]).
 
 pub mod config;
 mod negotiate;
@@ -43,7 +50,7 @@ use crate::http::client;
 use crate::model::{stale_nan, MetricType, Snapshot};
 use crate::self_metrics::SelfMetrics;
 use crate::wire::form::{convert, V2_WRITTEN_HEADERS};
-use crate::wire::remote_write::{BatchBuilder, EncodedBatch};
+use crate::wire::remote_write::{merge, BatchBuilder, EncodedBatch};
 use crate::BoxFuture;
 
 impl SinkConfig for RemoteWriteConfig {
@@ -79,13 +86,11 @@ pub struct RemoteWriteSink {
     state: Mutex<State>,
     /// Which protocol and compression the receiver takes.
     wire: Mutex<Negotiator>,
-    /// Wakes the batcher when a batch starts filling.
-    batch_started: Notify,
     /// Wakes the sender when the queue gains a batch or the batcher closes.
     queued: Notify,
     /// Wakes the fsync timer when a batch was appended (so an idle relay never wakes for it).
     appended: Notify,
-    /// Set by the batcher once it sealed its last batch at shutdown.
+    /// Set once the last batch was sealed at shutdown (the sender then stops holding back).
     closed: AtomicBool,
     requests: Option<DefaultDirectRateLimiter>,
     samples: Option<DefaultDirectRateLimiter>,
@@ -95,9 +100,8 @@ pub struct RemoteWriteSink {
 
 /// What submit, batcher and sender share.
 struct State {
+    /// The batch `submit` is filling; sealed (encoded and queued) before `submit` returns.
     pending: BatchBuilder,
-    /// When the pending batch got its first sample.
-    pending_since: Option<Instant>,
     queue: Box<dyn Queue>,
     /// When each family's metadata was last put in a batch.
     metadata_sent: HashMap<crate::model::SeriesName, Instant>,
@@ -154,7 +158,6 @@ impl RemoteWriteSink {
             client: client::builder(&cfg.http)?.no_gzip().build()?,
             state: Mutex::new(State {
                 pending: BatchBuilder::new(),
-                pending_since: None,
                 queue,
                 metadata_sent: HashMap::new(),
                 last_sent,
@@ -166,7 +169,6 @@ impl RemoteWriteSink {
             metrics: ctx.metrics.clone(),
             clock: ctx.clock.clone(),
             status: ctx.status.clone(),
-            batch_started: Notify::new(),
             queued: Notify::new(),
             appended: Notify::new(),
             closed: AtomicBool::new(false),
@@ -254,10 +256,7 @@ impl RemoteWriteSink {
                 self.seal(&mut st);
             }
         }
-        if !st.pending.is_empty() && st.pending_since.is_none() {
-            st.pending_since = Some(now);
-            self.batch_started.notify_one();
-        }
+        self.seal(&mut st);
         drop(st);
         self.drop_samples(series::Refusal::TooOld.reason(), refused.too_old, || {
             self.too_old_detail()
@@ -288,7 +287,6 @@ impl RemoteWriteSink {
 
     /// Encodes the pending batch and appends it to the queue.
     fn seal(&self, st: &mut State) {
-        st.pending_since = None;
         if st.pending.is_empty() {
             return;
         }
@@ -315,36 +313,78 @@ impl RemoteWriteSink {
         }
     }
 
-    /// The oldest queued batch.
-    fn next_batch(&self) -> Option<(u64, EncodedBatch)> {
+    /// The next request: the oldest queued batch merged with those after it while the total
+    /// stays within `max_samples_per_send`, and the ids of the batches it holds (oldest first).
+    /// A batch that cannot be read or merged ends the merge (the front goes alone).
+    fn next_request(&self) -> Option<(Vec<u64>, EncodedBatch)> {
         let mut st = self.lock();
         let front = st.queue.front();
         self.publish(&mut st);
-        front
+        let (id, first) = front?;
+        let mut ids = vec![id];
+        let mut total = first.samples;
+        let mut batches = vec![first];
+        while let Some(n) = st.queue.samples_at(ids.len()) {
+            if total + n > self.cfg.max_samples_per_send {
+                break;
+            }
+            match st.queue.peek(ids.len()) {
+                Some((id, b)) => {
+                    total += b.samples;
+                    ids.push(id);
+                    batches.push(b);
+                }
+                None => break,
+            }
+        }
+        drop(st);
+        if batches.len() == 1 {
+            return Some((ids, batches.pop().expect("one batch")));
+        }
+        match merge(&batches) {
+            Ok(merged) => Some((ids, merged)),
+            Err(_) => {
+                ids.truncate(1);
+                batches.truncate(1);
+                Some((ids, batches.pop().expect("one batch")))
+            }
+        }
+    }
+
+    /// How long the sender still waits before sending the queue's front: until its oldest
+    /// sample is `batch_wait` old, reckoned from when the sender first saw that front (so a
+    /// clock jump cannot hold it longer than `batch_wait`). `None`: send now (nothing held, a
+    /// request's worth queued, or closing).
+    fn hold(&self, seen: &mut Option<(u64, Instant)>) -> Option<Duration> {
+        let wait = self.cfg.batch_wait;
+        if wait.is_zero() || self.closed.load(Ordering::SeqCst) {
+            return None;
+        }
+        let st = self.lock();
+        let front = st.queue.front_id()?;
+        if st.queue.samples() >= self.cfg.max_samples_per_send {
+            return None;
+        }
+        let oldest = st.queue.oldest_ms()?;
+        drop(st);
+        let now = Instant::now();
+        let until = match *seen {
+            Some((id, until)) if id == front => until,
+            _ => {
+                let age = (self.clock.now_ms() - oldest).max(0) as u64;
+                let until = now + wait.saturating_sub(Duration::from_millis(age));
+                *seen = Some((front, until));
+                until
+            }
+        };
+        (until > now).then(|| until - now)
     }
 
     /// Runs batcher and sender until `cancel`; then seals what is pending and keeps sending
     /// until the queue is empty (the caller bounds how long).
     async fn run_tasks(self: Arc<Self>, cancel: CancellationToken) {
-        let batcher = async {
-            loop {
-                let since = self.lock().pending_since;
-                match since {
-                    Some(t) => tokio::select! {
-                        _ = tokio::time::sleep_until(t + self.cfg.batch_wait) => {
-                            let mut st = self.lock();
-                            if st.pending_since == Some(t) {
-                                self.seal(&mut st);
-                            }
-                        }
-                        _ = cancel.cancelled() => break,
-                    },
-                    None => tokio::select! {
-                        _ = self.batch_started.notified() => {}
-                        _ = cancel.cancelled() => break,
-                    },
-                }
-            }
+        let closer = async {
+            cancel.cancelled().await;
             self.seal(&mut self.lock());
             self.closed.store(true, Ordering::SeqCst);
             self.queued.notify_one();
@@ -367,7 +407,7 @@ impl RemoteWriteSink {
             }
         };
         tokio::join!(
-            batcher,
+            closer,
             self.send_loop(&cancel),
             syncer,
             self.drops.summarise(&cancel)
@@ -391,7 +431,15 @@ impl RemoteWriteSink {
     async fn send_loop(&self, cancel: &CancellationToken) {
         let mut health = OutageLog::new(&self.cfg.name, redact_url(&self.cfg.url))
             .reporting_to(self.status.clone(), self.clock.clone());
+        let mut seen = None;
         loop {
+            if let Some(wait) = self.hold(&mut seen) {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = self.queued.notified() => {}
+                }
+                continue;
+            }
             if self.send_front(cancel, &mut health).await.is_some() {
                 continue;
             }
@@ -402,20 +450,23 @@ impl RemoteWriteSink {
         }
     }
 
-    /// Sends the queue's front batch until it is delivered or refused for good, counts the
-    /// outcome and removes it from the queue; `None` when the queue is empty. Returns the
-    /// samples the batch held when it was last tried (after dropping the too old).
+    /// Sends the queue's front (merged, see [`Self::next_request`]) until it is delivered or
+    /// refused for good, counts the outcome and removes its batches from the queue; `None`
+    /// when the queue is empty. Returns the samples the request held when it was last tried
+    /// (after dropping the too old).
     async fn send_front(
         &self,
         cancel: &CancellationToken,
         health: &mut OutageLog,
     ) -> Option<(u64, Result<(), Undeliverable>)> {
-        let (id, batch) = self.next_batch()?;
+        let (ids, batch) = self.next_request()?;
         self.rate_limit(batch.samples).await;
         let (samples, result) = self.deliver(batch, cancel, health).await;
         self.account(samples, &result);
         let mut st = self.lock();
-        st.queue.commit(id);
+        for id in ids {
+            st.queue.commit(id);
+        }
         self.publish(&mut st);
         let queued = st.queue.samples();
         drop(st);

@@ -410,3 +410,57 @@ fn unchanged_samples_wait_for_send_unchanged_every() {
     );
     assert!(dropped(&m).is_empty(), "held back is not dropped");
 }
+
+/// Every poll is queued the moment it is submitted (a crash during `batch_wait` loses
+/// nothing); the sender waits `batch_wait` from the oldest sample, then sends the polls of
+/// that time as one request (one label list per series), at most `max_samples_per_send`
+/// samples a request; a request's worth queued is sent without waiting.
+#[tokio::test]
+async fn polls_are_queued_at_once_and_sent_merged_after_batch_wait() {
+    let rx = scripted(vec![]).await;
+    let clock = WallClock::system();
+    let (s, _m) = sink(
+        &clock,
+        &rx.url,
+        "batch_wait = \"1s\"\nmax_samples_per_send = 5",
+    );
+    let s = Arc::new(s);
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn(s.clone().run(cancel.clone()));
+    let t0 = clock.now_ms();
+    for i in 0..2 {
+        s.submit(snap(t0 + i, &[("a", None), ("b", None)]));
+        assert_eq!(s.lock().queue.batches(), i as usize + 1, "queued at once");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        rx.accepted.lock().unwrap().is_empty(),
+        "held for batch_wait"
+    );
+    // A request's worth queued goes at once.
+    s.submit(snap(t0 + 2, &[("a", None), ("b", None)]));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rx.accepted.lock().unwrap().len() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cancel.cancel();
+    run.await.unwrap();
+    let got = rx.accepted.lock().unwrap().clone();
+    let reqs: Vec<_> = got.iter().map(|b| rw::decode(b).unwrap()).collect();
+    // 6 samples, at most 5 a request: the first two polls (4 samples) merged, then the third.
+    let shape: Vec<Vec<usize>> = reqs
+        .iter()
+        .map(|r| r.timeseries.iter().map(|t| t.samples.len()).collect())
+        .collect();
+    assert_eq!(
+        shape,
+        [vec![2, 2], vec![1, 1]],
+        "one label list per series a request"
+    );
+    let mut q = BTreeMap::new();
+    for r in &reqs {
+        by_job(r, &mut q);
+    }
+    assert_eq!(q["a"], [t0, t0 + 1, t0 + 2]);
+    assert_eq!(q["b"], [t0, t0 + 1, t0 + 2]);
+}
