@@ -688,6 +688,25 @@ delete_on_shutdown = false
         assert_eq!(c.warnings.len(), 3, "{w}");
     }
 
+    /// A value that parses but a component refuses is located too: at the key where it is
+    /// written (also inside an inline table).
+    #[test]
+    fn refused_values_name_line_and_column() {
+        let sink = "[[source]]\ntype = \"scrape\"\nname = \"n\"\nurl = \"http://127.0.0.1:1/m\"\n\n[[sink]]\ntype = \"remote_write\"\nname = \"rw\"\nurl = \"http://127.0.0.1:2/w\"\n";
+        let e = parse_err(&format!("{sink}profile = \"meterd\"\n"));
+        assert!(
+            e.starts_with("test.toml:10:1: sink.rw.profile: unknown profile `meterd`"),
+            "{e}"
+        );
+        let e = parse_err(&format!(
+            "{sink}rate_limit = {{ samples_per_second = 0 }}\n"
+        ));
+        assert!(
+            e.starts_with("test.toml:10:16: sink.rw.rate_limit.samples_per_second: must be"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn bad_duration_located() {
         let e = parse_err("[relay]\ninterval = \"30 parsecs\"\n");

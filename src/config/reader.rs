@@ -290,8 +290,46 @@ impl Section<'_> {
     }
 
     /// An error about key `sub`.
+    /// An error about key `sub` (`rate_limit.samples_per_second` for a nested one), located
+    /// where the key is written in this table, else at the table.
     pub fn error(&self, sub: &str, message: impl Into<String>) -> ConfigError {
-        self.ctx.key_err(&self.key(sub), message)
+        let leaf = sub.rsplit('.').next().unwrap_or(sub);
+        let span = match self.key_position(leaf) {
+            Some(p) => p..p + leaf.len(),
+            None => self.span.clone(),
+        };
+        self.ctx.at(span, &self.key(sub), message)
+    }
+
+    /// Where key `leaf` is written in this table (`leaf = …`, also inside an inline table).
+    fn key_position(&self, leaf: &str) -> Option<usize> {
+        let text = self.ctx.text;
+        let start = self.span.start.min(text.len());
+        // The table runs from its header to the next header (its span may cover the header
+        // only).
+        let header_end = text[start..]
+            .find('\n')
+            .map_or(text.len(), |i| start + i + 1);
+        let end = text[header_end..]
+            .find("\n[")
+            .map_or(text.len(), |i| header_end + i + 1)
+            .max(self.span.end.min(text.len()));
+        let body = &text[start..end];
+        let mut from = 0;
+        while let Some(i) = body[from..].find(leaf) {
+            let at = from + i;
+            let before = at.checked_sub(1).map(|b| body.as_bytes()[b]);
+            let after = body[at + leaf.len()..].trim_start_matches([' ', '\t']);
+            if matches!(
+                before,
+                None | Some(b' ' | b'\t' | b'\n' | b'{' | b',' | b'.')
+            ) && after.starts_with('=')
+            {
+                return Some(start + at);
+            }
+            from = at + leaf.len();
+        }
+        None
     }
 
     /// A source's `timeout`: as given (else `default`), at most its `interval`; a given
