@@ -262,13 +262,19 @@ async fn dispatch_inner(cmd: Command) -> Result<ExitCode, ExitCode> {
         }
         Command::Check(a) => {
             let mode = relay::OneShot::Inspect { check_all: a.all };
-            let results = poll_once(&load(&a.config.config)?, mode).await?;
+            let cfg = load(&a.config.config)?;
+            let results = poll_once(&cfg, mode).await?;
             for r in &results {
                 match &r.summary {
                     Some(s) => write_stdout(&report::source_summary(r, s))?,
                     None => write_stdout(&report::check_table(r))?,
                 }
             }
+            write_stdout(&report::data_plan(
+                &cfg,
+                &results,
+                crate::clock::system_now_ms(),
+            ))?;
             report_failures(&results)
         }
         Command::Config(a) => {

@@ -156,3 +156,64 @@ macro_rules! out {
 macro_rules! outln {
     ($($t:tt)*) => { $crate::report::write_out(&format!("{}\n", format_args!($($t)*))) };
 }
+
+/// Request line, headers and the answer's head of one remote-write request, about (what the
+/// wire benchmark counted: 300–450 bytes, by receiver and form).
+const REQUEST_OVERHEAD: u64 = 400;
+
+/// What each remote-write sink's traffic costs a day and a month (30 days): at the rate the
+/// running relay recorded in `state_dir` (see [`crate::sinks::remote_write::usage`]), or,
+/// before it has sent anything, estimated from this poll as if each poll went out alone in
+/// remote-write 1.0 with snappy (an upper bound: zstd, and `batch_wait` merging several polls
+/// into one request, send less).
+pub fn data_plan(cfg: &crate::config::Config, results: &[PollResult], now_ms: i64) -> String {
+    use crate::sinks::remote_write::usage::Usage;
+    use crate::sinks::remote_write::RemoteWriteConfig;
+    use crate::status::{ago, bytes};
+    use std::fmt::Write;
+    let mut o = String::new();
+    let month = |per_day: f64| bytes((per_day * 30.0) as u64);
+    for spec in &cfg.sinks {
+        let Some(rw) = spec.as_any().downcast_ref::<RemoteWriteConfig>() else {
+            continue;
+        };
+        let recorded = Usage::read(&cfg.relay.state_dir.join(&rw.name))
+            .and_then(|u| u.bytes_per_day().map(|d| (u, d)));
+        if let Some((u, per_day)) = recorded {
+            let _ = writeln!(
+                o,
+                "sink {}: {} sent and {} received in the {} up to {} ago: about {} a day, {} a month at this rate",
+                rw.name,
+                bytes(u.sent_bytes),
+                bytes(u.received_bytes),
+                ago(u.until_ms - u.since_ms),
+                ago(now_ms - u.until_ms),
+                bytes(per_day as u64),
+                month(per_day),
+            );
+            continue;
+        }
+        let (mut per_day, mut samples) = (0.0, 0);
+        for r in results.iter().filter(|r| !r.interval.is_zero()) {
+            let mut b = crate::wire::remote_write::BatchBuilder::new();
+            let ts = r.snapshot.timestamp_ms;
+            for f in &r.snapshot.families {
+                for s in &f.samples {
+                    b.add_shared(&s.name, &s.labels, s.timestamp_ms.unwrap_or(ts), s.value);
+                }
+            }
+            samples += b.len();
+            let request = b.finish().body.len() as u64 + REQUEST_OVERHEAD;
+            per_day += request as f64 * 86_400.0 / r.interval.as_secs_f64();
+        }
+        let _ = writeln!(
+            o,
+            "sink {}: no rate recorded yet in {} (it takes 10 minutes of traffic); this poll's {samples} samples, one request a poll: about {} a day, {} a month (remote-write 1.0 with snappy; zstd and batch_wait merging polls send less)",
+            rw.name,
+            cfg.relay.state_dir.join(&rw.name).display(),
+            bytes(per_day as u64),
+            month(per_day),
+        );
+    }
+    o
+}

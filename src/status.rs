@@ -289,12 +289,12 @@ fn push_event(i: &mut Inner, at_ms: i64, part: &str, message: String) {
 }
 
 /// "3m 12s" for a span of milliseconds (0s for the future).
-fn ago(ms: i64) -> String {
+pub(crate) fn ago(ms: i64) -> String {
     let secs = (ms.max(0) / 1000) as u64;
     humantime::format_duration(Duration::from_secs(secs)).to_string()
 }
 
-fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     match n {
         n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
         n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),

@@ -397,3 +397,75 @@ async fn demo_pushes_to_a_real_remote_write_url_and_fails_clearly_when_refused()
     assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
     assert!(err.contains("HTTP 404"), "{err}");
 }
+
+/// `check` says what each remote-write sink costs a day and a month: from the bytes the
+/// running relay recorded in `state_dir` (the same it counts in `pushrelay_sent_bytes_total`
+/// and `pushrelay_received_bytes_total`), or, before ten minutes of traffic, estimated from the
+/// poll it just made.
+#[tokio::test]
+async fn check_estimates_the_data_plan_from_the_relays_record_or_this_poll() {
+    let vm = Receiver::victoria_metrics().await;
+    let exporter = Exporter::start("# TYPE x gauge\nx{a=\"1\"} 1\nx{a=\"2\"} 2\n").await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let cfg = support::fakes::scrape_to_remote_write(
+        &exporter.url,
+        &format!("{}/api/v1/write", vm.base_url),
+        &format!("state_dir = \"{}\"", state.display()),
+        "",
+    );
+    let p = write_config(&dir, &cfg);
+    let check = || async {
+        let ps = p.to_str().unwrap().to_string();
+        let out = tokio::task::spawn_blocking(move || run(&["check", "--config", &ps]))
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        text(&out).0
+    };
+    let o = check().await;
+    let line = o
+        .lines()
+        .find(|l| l.starts_with("sink rw:"))
+        .unwrap_or_else(|| panic!("{o}"));
+    assert!(
+        line.contains("no rate recorded yet") && line.contains("this poll's 5 samples"),
+        "{line}"
+    );
+    assert!(
+        line.contains(" a day, ") && line.contains(" a month"),
+        "{line}"
+    );
+
+    let (cancel, h, metrics) = support::fakes::start_relay(&cfg);
+    wait_for(Duration::from_secs(20), || async {
+        (metrics.wire_bytes_total("rw").0 > 0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    cancel.cancel();
+    h.await.unwrap().unwrap();
+    let file = state.join("rw").join("usage.json");
+    let mut u: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let (sent, received) = metrics.wire_bytes_total("rw");
+    assert_eq!(u["sent_bytes"], sent, "the record is the metric: {u}");
+    assert_eq!(u["received_bytes"], received, "{u}");
+    // The same bytes over two hours ending a minute ago: that rate, a day and 30 days.
+    let now = support::now_ms();
+    u["since_ms"] = (now - 2 * 3_600_000 - 60_000).into();
+    u["until_ms"] = (now - 60_000).into();
+    std::fs::write(&file, u.to_string()).unwrap();
+    let o = check().await;
+    let line = o
+        .lines()
+        .find(|l| l.starts_with("sink rw:"))
+        .unwrap_or_else(|| panic!("{o}"));
+    assert!(line.contains("in the 2h up to 1m"), "{line}");
+    let per_day = (sent + received) * 12;
+    let want = if per_day >= 1 << 20 {
+        format!("{:.1} MiB a day", per_day as f64 / (1u64 << 20) as f64)
+    } else {
+        format!("{:.1} KiB a day", per_day as f64 / 1024.0)
+    };
+    assert!(line.contains(&format!("about {want}")), "{want}: {line}");
+}

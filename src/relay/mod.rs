@@ -88,6 +88,8 @@ pub struct PollResult {
     pub snapshot: Snapshot,
     pub error: Option<String>,
     pub duration_seconds: f64,
+    /// How often the relay polls the source.
+    pub interval: std::time::Duration,
     /// The source's own `check` table, if it has one.
     pub summary: Option<String>,
 }
@@ -151,6 +153,7 @@ async fn poll_sources_once(
                 snapshot,
                 error: err.map(|e| e.to_string()),
                 duration_seconds: secs,
+                interval: source.meta().interval,
                 summary: source.check_summary(check_all),
             };
             (i, r)

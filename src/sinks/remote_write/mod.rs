@@ -23,6 +23,7 @@
 pub mod config;
 mod negotiate;
 mod series;
+pub mod usage;
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -96,6 +97,8 @@ pub struct RemoteWriteSink {
     samples: Option<DefaultDirectRateLimiter>,
     /// Samples given up on, for the log.
     drops: DropLog,
+    /// Bytes on the wire over a recent window, for `check`'s data-plan estimate.
+    usage: Mutex<usage::UsageFile>,
 }
 
 /// What submit, batcher and sender share.
@@ -165,6 +168,7 @@ impl RemoteWriteSink {
                 unchanged: HashMap::new(),
             }),
             drops: DropLog::new(&cfg.name),
+            usage: Mutex::new(usage::UsageFile::open(queue_dir)),
             cfg,
             metrics: ctx.metrics.clone(),
             clock: ctx.clock.clone(),
@@ -413,6 +417,7 @@ impl RemoteWriteSink {
             self.drops.summarise(&cancel)
         );
         self.lock().queue.sync(true);
+        self.usage.lock().unwrap_or_else(|p| p.into_inner()).save();
         self.drops.tick(true);
     }
 
@@ -576,6 +581,11 @@ impl RemoteWriteSink {
             };
             self.metrics
                 .wire_bytes(&self.cfg.name, sent, answer.wire_bytes());
+            self.usage.lock().unwrap_or_else(|p| p.into_inner()).record(
+                self.clock.now_ms(),
+                sent,
+                answer.wire_bytes(),
+            );
             let judged = self.lock_wire().judge(form, &answer, self.clock.now_ms());
             if judged == Judged::FellBack {
                 continue;
