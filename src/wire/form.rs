@@ -120,6 +120,26 @@ pub fn convert(neutral: &bytes::Bytes, form: Form) -> Result<bytes::Bytes, Decod
     }
 }
 
+/// The first series of a body in the neutral form (with the metadata of its family), as a
+/// body in the neutral form: what a form is tried on before the whole batch goes out in it.
+/// `None` when the body holds one series or fewer (it is its own probe) or cannot be decoded.
+pub fn probe_part(neutral: &bytes::Bytes) -> Option<bytes::Bytes> {
+    let mut req = rw::decode(neutral).ok()?;
+    if req.timeseries.len() < 2 {
+        return None;
+    }
+    req.timeseries.truncate(1);
+    let name = req.timeseries[0]
+        .labels
+        .iter()
+        .find(|l| l.name == "__name__")
+        .map(|l| l.value.clone())
+        .unwrap_or_default();
+    req.metadata
+        .retain(|m| name.starts_with(m.metric_family_name.as_str()));
+    Some(rw::compress(&req).into())
+}
+
 /// zstd-compresses `raw` into one frame (with the content size, without a checksum).
 pub fn zstd_compress(raw: &[u8]) -> Vec<u8> {
     // Compressing an in-memory buffer fails only on allocation failure or a bad level.

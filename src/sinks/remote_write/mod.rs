@@ -50,7 +50,7 @@ use crate::config::redact_url;
 use crate::http::client;
 use crate::model::{stale_nan, MetricType, Snapshot};
 use crate::self_metrics::SelfMetrics;
-use crate::wire::form::{convert, V2_WRITTEN_HEADERS};
+use crate::wire::form::{convert, probe_part, V2_WRITTEN_HEADERS};
 use crate::wire::remote_write::{merge, BatchBuilder, EncodedBatch};
 use crate::BoxFuture;
 
@@ -558,10 +558,18 @@ impl RemoteWriteSink {
             b.body.clone()
         };
         // Each round sends the batch in the form the receiver is believed to take; a fall-back
-        // sends it again at once in the next form (three forms at most).
-        for _ in 0..3 {
+        // sends it again at once in the next form (three forms at most). A form not yet known
+        // to be taken is first tried on the batch's first series alone (see
+        // `Negotiator::probing`); that series goes again with the rest (receivers take an
+        // identical sample twice).
+        for _ in 0..6 {
             let form = self.lock_wire().form(self.clock.now_ms());
-            let wire_body = match convert(&body, form) {
+            let probe = if self.lock_wire().probing(form) {
+                probe_part(&body)
+            } else {
+                None
+            };
+            let wire_body = match convert(probe.as_ref().unwrap_or(&body), form) {
                 Ok(b) => b,
                 // Not decodable: only the neutral form can carry it (the receiver decides).
                 Err(_) => body.clone(),
@@ -589,6 +597,9 @@ impl RemoteWriteSink {
             let judged = self.lock_wire().judge(form, &answer, self.clock.now_ms());
             if judged == Judged::FellBack {
                 continue;
+            }
+            if probe.is_some() && result.is_ok() {
+                continue; // the form is taken: now the whole batch
             }
             if result.is_ok()
                 && form.protocol == Protocol::V2

@@ -96,6 +96,20 @@ impl Negotiator {
         }
     }
 
+    /// Whether a request in `form` would find out whether the receiver takes it (2.0 or zstd
+    /// under `auto`, not yet accepted): the sender then tries it on the batch's first series
+    /// alone, so a receiver that turns out not to take it costs one series' bytes, not a whole
+    /// batch's (with `profile = "metered"`, three minutes of polls).
+    pub fn probing(&self, form: Form) -> bool {
+        (form.protocol == Protocol::V2
+            && self.protocol == Choice::Auto
+            && self.known.v2 != Known::Accepted)
+            || (form.protocol == Protocol::V1
+                && form.compression == Compression::Zstd
+                && self.compression == Choice::Auto
+                && self.known.zstd != Known::Accepted)
+    }
+
     /// What the status page shows before anything was sent.
     pub fn describe(&self) -> String {
         match (self.protocol, self.compression) {

@@ -182,6 +182,8 @@ fn a_restart_remembers_what_is_still_queued() {
 struct Scripted {
     url: String,
     accepted: Arc<Mutex<Vec<bytes::Bytes>>>,
+    /// Every request's body, answered by the script or accepted.
+    seen: Arc<Mutex<Vec<bytes::Bytes>>>,
     _cancel: tokio_util::sync::DropGuard,
 }
 
@@ -192,9 +194,12 @@ async fn scripted(script: Vec<(u16, &'static str, &'static str, &'static str)>) 
     let script = Arc::new(Mutex::new(VecDeque::from(script)));
     let cancel = CancellationToken::new();
     let acc = accepted.clone();
+    let seen: Arc<Mutex<Vec<bytes::Bytes>>> = Arc::default();
+    let all = seen.clone();
     tokio::spawn(crate::http::server::serve(l, cancel.clone(), move |req| {
-        let (acc, script) = (acc.clone(), script.clone());
+        let (acc, all, script) = (acc.clone(), all.clone(), script.clone());
         async move {
+            all.lock().unwrap().push(req.body().clone());
             let next = script.lock().unwrap().pop_front();
             match next {
                 Some((status, ctype, body, location)) => {
@@ -215,6 +220,7 @@ async fn scripted(script: Vec<(u16, &'static str, &'static str, &'static str)>) 
     Scripted {
         url,
         accepted,
+        seen,
         _cancel: cancel.drop_guard(),
     }
 }
@@ -463,4 +469,30 @@ async fn polls_are_queued_at_once_and_sent_merged_after_batch_wait() {
     }
     assert_eq!(q["a"], [t0, t0 + 1, t0 + 2]);
     assert_eq!(q["b"], [t0, t0 + 1, t0 + 2]);
+}
+
+/// `auto` tries a form the receiver has not taken yet on the batch's first series alone: a
+/// 1.0-only receiver (2xx without the `…-Written` headers) costs that series, then the whole
+/// batch goes in 1.0, with nothing lost.
+#[tokio::test]
+async fn a_form_is_tried_on_one_series_before_the_whole_batch() {
+    let rx = scripted(vec![(204, "text/plain", "", "")]).await;
+    let clock = WallClock::system();
+    let (s, _m) = sink(&clock, &rx.url, "protocol = \"auto\"");
+    let jobs: Vec<String> = (0..50).map(|i| format!("j{i}")).collect();
+    let samples: Vec<(&str, Option<i64>)> = jobs.iter().map(|j| (j.as_str(), None)).collect();
+    s.submit(snap(clock.now_ms(), &samples));
+    assert_eq!(s.flush(Duration::from_secs(20)).await, Ok(50));
+    let seen = rx.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "the probe, then the batch");
+    let probe = crate::wire::v2::decode(&seen[0]).expect("the probe is 2.0");
+    assert_eq!(probe.timeseries.len(), 1, "one series");
+    assert!(
+        seen[0].len() * 4 < seen[1].len(),
+        "{} vs {}",
+        seen[0].len(),
+        seen[1].len()
+    );
+    let full = rw::decode(&seen[1]).expect("then the batch in 1.0");
+    assert_eq!(full.timeseries.len(), 50);
 }
