@@ -27,20 +27,22 @@ pub enum Compression {
 
 /// The zstd level for a body of `raw_len` bytes (protobuf before compression), chosen by
 /// measurement on remote-write bodies of two exporter shapes, 1 to 32 polls (bench/RESULTS.md):
-/// level 15 is 5-8 % smaller than level 6 (9-13 are no smaller than 6) for 10-25x the CPU,
-/// about 8 ms for one 300-series poll (43 KB) and 20 ms at the bound on this x86 machine, by
-/// estimate 10x that on a Pi Zero class CPU: spent only on bodies up to [`STRONG_ZSTD_MAX`],
-/// which is what a metered link sends. Larger bodies (thousands of series, a backlog) get
-/// level 6, about 0.2 ms per 43 KB.
-pub fn zstd_level(raw_len: usize) -> i32 {
-    if raw_len <= STRONG_ZSTD_MAX {
+/// level 6 by default (0.2 ms per 43 KB on this x86 machine; 1-3 are 8 % larger, 9-13 no
+/// smaller). `strong` (`profile = "metered"`, where bytes cost more than CPU) takes level 15
+/// for bodies up to [`STRONG_ZSTD_MAX`]: 5-8 % smaller for 10-25x the CPU, about 8 ms for one
+/// 300-series poll and 20 ms at the bound here, by estimate 10x that on a Pi Zero class CPU,
+/// once per request (every 3 minutes when metered). By default that CPU would double the
+/// relay's own per poll at a few thousand series.
+pub fn zstd_level(raw_len: usize, strong: bool) -> i32 {
+    if strong && raw_len <= STRONG_ZSTD_MAX {
         15
     } else {
         6
     }
 }
 
-/// The largest body (before compression) that gets the strong zstd level.
+/// The largest body (before compression) that gets the strong zstd level (a metered request
+/// of about 300 series and 3 minutes of 15 s polls).
 pub const STRONG_ZSTD_MAX: usize = 128 << 10;
 
 /// What one request is: the message and its compression. 2.0 is always snappy (its
@@ -105,13 +107,17 @@ impl Form {
 }
 
 /// Converts a body in the neutral form (1.0, snappy) to `form`. The neutral form itself is
-/// returned as it is (no work on the common path).
-pub fn convert(neutral: &bytes::Bytes, form: Form) -> Result<bytes::Bytes, DecodeError> {
+/// returned as it is (no work on the common path). `strong`: see [`zstd_level`].
+pub fn convert(
+    neutral: &bytes::Bytes,
+    form: Form,
+    strong: bool,
+) -> Result<bytes::Bytes, DecodeError> {
     match (form.protocol, form.compression) {
         (Protocol::V1, Compression::Snappy) => Ok(neutral.clone()),
         (Protocol::V1, Compression::Zstd) => {
             let raw = snap::raw::Decoder::new().decompress_vec(neutral)?;
-            Ok(zstd_compress(&raw).into())
+            Ok(zstd_compress(&raw, strong).into())
         }
         (Protocol::V2, _) => {
             let req = rw::decode(neutral)?;
@@ -141,9 +147,9 @@ pub fn probe_part(neutral: &bytes::Bytes) -> Option<bytes::Bytes> {
 }
 
 /// zstd-compresses `raw` into one frame (with the content size, without a checksum).
-pub fn zstd_compress(raw: &[u8]) -> Vec<u8> {
+pub fn zstd_compress(raw: &[u8], strong: bool) -> Vec<u8> {
     // Compressing an in-memory buffer fails only on allocation failure or a bad level.
-    zstd::bulk::compress(raw, zstd_level(raw.len())).expect("zstd level is valid")
+    zstd::bulk::compress(raw, zstd_level(raw.len(), strong)).expect("zstd level is valid")
 }
 
 /// Decompresses a zstd body of at most `limit` bytes (the tests' receivers use this).
@@ -169,7 +175,7 @@ mod tests {
     #[test]
     fn neutral_form_is_sent_as_it_is() {
         let n = neutral();
-        let out = convert(&n, Form::NEUTRAL).unwrap();
+        let out = convert(&n, Form::NEUTRAL, false).unwrap();
         assert_eq!(out.as_ptr(), n.as_ptr(), "no copy, no work");
     }
 
@@ -182,6 +188,7 @@ mod tests {
                 protocol: Protocol::V1,
                 compression: Compression::Zstd,
             },
+            false,
         )
         .unwrap();
         assert_eq!(&z[..4], &[0x28, 0xb5, 0x2f, 0xfd], "a zstd frame");

@@ -54,6 +54,10 @@ pub struct RemoteWriteConfig {
     /// to the negotiated form when sent, so a fall-back or a change of this key never strands
     /// a queued batch. The outcome of `auto` is remembered in `state_dir` and tried again daily.
     pub protocol: Choice<Protocol>,
+    /// zstd's strong level for small bodies ([`crate::wire::form::zstd_level`]): set by
+    /// `profile = "metered"`.
+    #[serde(skip)]
+    pub strong_compression: bool,
     /// `send_unchanged_every = "2m"` (default: off, every sample is sent): a gauge's or
     /// counter's sample whose value equals the last one sent for its series is sent only if
     /// that one is at least this old. Fewer samples (Grafana Cloud bills per sample) and fewer
@@ -293,6 +297,7 @@ impl Component for RemoteWriteConfig {
             max_backoff: s.max_backoff.unwrap_or(Duration::from_secs(60)),
             compression: s.compression.unwrap_or(Choice::Auto),
             protocol: s.protocol.unwrap_or(Choice::Auto),
+            strong_compression: metered,
             name: s.name,
         })
     }

@@ -569,7 +569,11 @@ impl RemoteWriteSink {
             } else {
                 None
             };
-            let wire_body = match convert(probe.as_ref().unwrap_or(&body), form) {
+            let wire_body = match convert(
+                probe.as_ref().unwrap_or(&body),
+                form,
+                self.cfg.strong_compression,
+            ) {
                 Ok(b) => b,
                 // Not decodable: only the neutral form can carry it (the receiver decides).
                 Err(_) => body.clone(),
