@@ -177,22 +177,38 @@ pub fn merge(batches: &[EncodedBatch]) -> Result<EncodedBatch, DecodeError> {
     if let [one] = batches {
         return Ok(one.clone());
     }
-    let mut out = proto::WriteRequest::default();
-    // Each series' place in `out.timeseries`, by its label list written out (names and values
+    let mut parts = merge_split(batches, 1)?;
+    Ok(parts.pop().unwrap_or(EncodedBatch {
+        samples: 0,
+        body: Bytes::from(compress(&proto::WriteRequest::default())),
+        oldest_ms: 0,
+    }))
+}
+
+/// [`merge`], then split into at most `parts` requests by series (each series, with all its
+/// samples, in the part a fixed hash of its labels picks; metadata with the first part): what
+/// the sender sends at once on several connections, so that no series' samples can overtake
+/// each other. Parts left empty are left out.
+pub fn merge_split(
+    batches: &[EncodedBatch],
+    parts: usize,
+) -> Result<Vec<EncodedBatch>, DecodeError> {
+    let parts = parts.max(1);
+    let mut out: Vec<proto::WriteRequest> = (0..parts).map(|_| Default::default()).collect();
+    // Each series' part and place there, by its label list written out (names and values
     // followed by 0xFF, which UTF-8 never holds).
-    let mut index: std::collections::HashMap<Vec<u8>, usize> = std::collections::HashMap::new();
+    let mut index: std::collections::HashMap<Vec<u8>, (usize, usize)> =
+        std::collections::HashMap::new();
     let mut families = std::collections::HashSet::new();
+    // A fixed hasher: the same series always lands in the same part.
+    let fixed =
+        std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default();
     let mut key = Vec::new();
-    let (mut samples, mut oldest_ms) = (0, i64::MAX);
     for b in batches {
         let req = decode(&b.body)?;
-        if b.samples > 0 {
-            samples += b.samples;
-            oldest_ms = oldest_ms.min(b.oldest_ms);
-        }
         for m in req.metadata {
             if families.insert(m.metric_family_name.clone()) {
-                out.metadata.push(m);
+                out[0].metadata.push(m);
             }
         }
         for ts in req.timeseries {
@@ -204,19 +220,33 @@ pub fn merge(batches: &[EncodedBatch]) -> Result<EncodedBatch, DecodeError> {
                 key.push(0xFF);
             }
             match index.get(&key) {
-                Some(&i) => out.timeseries[i].samples.extend(ts.samples),
+                Some(&(p, i)) => out[p].timeseries[i].samples.extend(ts.samples),
                 None => {
-                    index.insert(key.clone(), out.timeseries.len());
-                    out.timeseries.push(ts);
+                    let p = (fixed.hash_one(&key) % parts as u64) as usize;
+                    index.insert(key.clone(), (p, out[p].timeseries.len()));
+                    out[p].timeseries.push(ts);
                 }
             }
         }
     }
-    Ok(EncodedBatch {
-        samples,
-        body: Bytes::from(compress(&out)),
-        oldest_ms: if samples == 0 { 0 } else { oldest_ms },
-    })
+    Ok(out
+        .into_iter()
+        .filter(|r| !r.timeseries.is_empty() || !r.metadata.is_empty())
+        .map(|r| {
+            let samples = r.timeseries.iter().map(|t| t.samples.len()).sum();
+            let oldest_ms = r
+                .timeseries
+                .iter()
+                .filter_map(|t| t.samples.iter().map(|s| s.timestamp).min())
+                .min()
+                .unwrap_or(0);
+            EncodedBatch {
+                samples,
+                body: Bytes::from(compress(&r)),
+                oldest_ms,
+            }
+        })
+        .collect())
 }
 
 /// The full label list of a series as remote write wants it: `__name__` included, sorted by
@@ -355,6 +385,52 @@ mod tests {
             }
         ])
         .is_err());
+    }
+
+    /// Split by series: every series lands, with all its samples in order, in exactly one
+    /// part; the parts together hold everything, metadata once.
+    #[test]
+    fn merge_split_keeps_each_series_whole_in_one_part() {
+        let f = Family::new("m", MetricType::Gauge, "help");
+        let polls: Vec<EncodedBatch> = (0..3)
+            .map(|t| {
+                let mut bb = BatchBuilder::new();
+                bb.add_metadata(&f);
+                for j in 0..40 {
+                    bb.add(
+                        "m",
+                        &labels(&[("job", &format!("j{j}"))]),
+                        t * 1000,
+                        j as f64,
+                    );
+                }
+                bb.finish()
+            })
+            .collect();
+        let parts = merge_split(&polls, 3).unwrap();
+        assert_eq!(parts.len(), 3, "40 series spread over 3 parts");
+        assert_eq!(parts.iter().map(|p| p.samples).sum::<usize>(), 120);
+        let mut seen = std::collections::HashSet::new();
+        let mut metadata = 0;
+        for p in &parts {
+            let req = decode(&p.body).unwrap();
+            metadata += req.metadata.len();
+            for t in &req.timeseries {
+                assert!(
+                    seen.insert(
+                        t.labels
+                            .clone()
+                            .into_iter()
+                            .map(|l| l.value)
+                            .collect::<Vec<_>>()
+                    ),
+                    "a series in two parts"
+                );
+                let ts: Vec<i64> = t.samples.iter().map(|s| s.timestamp).collect();
+                assert_eq!(ts, [0, 1000, 2000]);
+            }
+        }
+        assert_eq!((seen.len(), metadata), (40, 1));
     }
 
     #[test]

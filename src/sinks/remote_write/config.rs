@@ -20,6 +20,11 @@ pub struct RemoteWriteConfig {
     /// At most this many samples a request (default 2,000; 10,000 with `profile = "metered"`).
     /// The sender merges queued batches up to it.
     pub max_samples_per_send: usize,
+    /// At most this many requests at once (default 2): with more than a request's worth
+    /// queued (a backlog, a large scrape), the sender splits the front of the queue by series
+    /// into up to this many requests and sends them on as many connections, so a series never
+    /// goes out on two at once and its samples stay in time order.
+    pub max_shards: usize,
     /// `batch_wait` (default 5s; 3m with `profile = "metered"`): how long samples wait before
     /// they are sent, so that the polls of that time (and a backlog) go out merged in one
     /// request, each label set once. Every poll is queued durably at once: the wait costs
@@ -154,6 +159,7 @@ pub struct RawRemoteWrite {
     name: String,
     url: String,
     max_samples_per_send: Option<usize>,
+    max_shards: Option<usize>,
     #[serde(default, deserialize_with = "de_duration_opt")]
     batch_wait: Option<Duration>,
     rate_limit: Option<RawRateLimit>,
@@ -231,6 +237,10 @@ impl Component for RemoteWriteConfig {
         if max_samples_per_send == 0 {
             return Err(sec.error("max_samples_per_send", "must be at least 1"));
         }
+        let max_shards = s.max_shards.unwrap_or(2);
+        if !(1..=64).contains(&max_shards) {
+            return Err(sec.error("max_shards", "must be from 1 to 64"));
+        }
         let rate_limit = match s.rate_limit {
             Some(r) => {
                 if r.requests_per_second
@@ -272,6 +282,7 @@ impl Component for RemoteWriteConfig {
             url,
             http,
             max_samples_per_send,
+            max_shards,
             batch_wait: s
                 .batch_wait
                 .unwrap_or(Duration::from_secs(if metered { 180 } else { 5 })),

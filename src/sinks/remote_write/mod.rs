@@ -51,7 +51,7 @@ use crate::http::client;
 use crate::model::{stale_nan, MetricType, Snapshot};
 use crate::self_metrics::SelfMetrics;
 use crate::wire::form::{convert, probe_part, V2_WRITTEN_HEADERS};
-use crate::wire::remote_write::{merge, BatchBuilder, EncodedBatch};
+use crate::wire::remote_write::{merge_split, BatchBuilder, EncodedBatch};
 use crate::BoxFuture;
 
 impl SinkConfig for RemoteWriteConfig {
@@ -317,10 +317,13 @@ impl RemoteWriteSink {
         }
     }
 
-    /// The next request: the oldest queued batch merged with those after it while the total
-    /// stays within `max_samples_per_send`, and the ids of the batches it holds (oldest first).
-    /// A batch that cannot be read or merged ends the merge (the front goes alone).
-    fn next_request(&self) -> Option<(Vec<u64>, EncodedBatch)> {
+    /// The next requests to send at once: the oldest queued batch merged with those after it
+    /// while the total stays within `max_samples_per_send` × `max_shards`, split by series
+    /// into requests of about `max_samples_per_send` (see [`merge_split`]), and the ids of the
+    /// batches they hold (oldest first). A batch that cannot be read or merged ends the merge
+    /// (the front goes alone).
+    fn next_requests(&self) -> Option<(Vec<u64>, Vec<EncodedBatch>)> {
+        let per = self.cfg.max_samples_per_send;
         let mut st = self.lock();
         let front = st.queue.front();
         self.publish(&mut st);
@@ -329,7 +332,7 @@ impl RemoteWriteSink {
         let mut total = first.samples;
         let mut batches = vec![first];
         while let Some(n) = st.queue.samples_at(ids.len()) {
-            if total + n > self.cfg.max_samples_per_send {
+            if total + n > per * self.cfg.max_shards {
                 break;
             }
             match st.queue.peek(ids.len()) {
@@ -343,14 +346,15 @@ impl RemoteWriteSink {
         }
         drop(st);
         if batches.len() == 1 {
-            return Some((ids, batches.pop().expect("one batch")));
+            return Some((ids, batches));
         }
-        match merge(&batches) {
-            Ok(merged) => Some((ids, merged)),
+        let parts = total.div_ceil(per).max(1);
+        match merge_split(&batches, parts) {
+            Ok(requests) => Some((ids, requests)),
             Err(_) => {
                 ids.truncate(1);
                 batches.truncate(1);
-                Some((ids, batches.pop().expect("one batch")))
+                Some((ids, batches))
             }
         }
     }
@@ -434,8 +438,10 @@ impl RemoteWriteSink {
     }
 
     async fn send_loop(&self, cancel: &CancellationToken) {
-        let mut health = OutageLog::new(&self.cfg.name, redact_url(&self.cfg.url))
-            .reporting_to(self.status.clone(), self.clock.clone());
+        let health = Mutex::new(
+            OutageLog::new(&self.cfg.name, redact_url(&self.cfg.url))
+                .reporting_to(self.status.clone(), self.clock.clone()),
+        );
         let mut seen = None;
         loop {
             if let Some(wait) = self.hold(&mut seen) {
@@ -445,7 +451,7 @@ impl RemoteWriteSink {
                 }
                 continue;
             }
-            if self.send_front(cancel, &mut health).await.is_some() {
+            if self.send_front(cancel, &health).await.is_some() {
                 continue;
             }
             if self.closed.load(Ordering::SeqCst) {
@@ -455,19 +461,24 @@ impl RemoteWriteSink {
         }
     }
 
-    /// Sends the queue's front (merged, see [`Self::next_request`]) until it is delivered or
-    /// refused for good, counts the outcome and removes its batches from the queue; `None`
-    /// when the queue is empty. Returns the samples the request held when it was last tried
-    /// (after dropping the too old).
+    /// Sends the queue's front (merged and split by series, see [`Self::next_requests`]), its
+    /// requests at once, each until it is delivered or refused for good; counts the outcomes
+    /// and then removes the batches from the queue; `None` when the queue is empty. Returns,
+    /// per request, the samples it held when it was last tried (after dropping the too old).
     async fn send_front(
         &self,
         cancel: &CancellationToken,
-        health: &mut OutageLog,
-    ) -> Option<(u64, Result<(), Undeliverable>)> {
-        let (ids, batch) = self.next_request()?;
-        self.rate_limit(batch.samples).await;
-        let (samples, result) = self.deliver(batch, cancel, health).await;
-        self.account(samples, &result);
+        health: &Mutex<OutageLog>,
+    ) -> Option<Vec<(u64, Result<(), Undeliverable>)>> {
+        let (ids, requests) = self.next_requests()?;
+        let results = futures_util::future::join_all(requests.into_iter().map(|batch| async {
+            self.rate_limit(batch.samples).await;
+            self.deliver(batch, cancel, health).await
+        }))
+        .await;
+        for (samples, result) in &results {
+            self.account(*samples, result);
+        }
         let mut st = self.lock();
         for id in ids {
             st.queue.commit(id);
@@ -475,10 +486,15 @@ impl RemoteWriteSink {
         self.publish(&mut st);
         let queued = st.queue.samples();
         drop(st);
-        if result.is_ok() {
-            health.delivered(samples, Some(queued));
+        let delivered: u64 = results
+            .iter()
+            .filter(|(_, r)| r.is_ok())
+            .map(|(n, _)| n)
+            .sum();
+        if results.iter().any(|(_, r)| r.is_ok()) {
+            lock(health).delivered(delivered, Some(queued));
         }
-        Some((samples, result))
+        Some(results)
     }
 
     /// Counts a finished send of `samples`; a refusal is a drop.
@@ -516,7 +532,7 @@ impl RemoteWriteSink {
         &self,
         batch: EncodedBatch,
         cancel: &CancellationToken,
-        health: &mut OutageLog,
+        health: &Mutex<OutageLog>,
     ) -> (u64, Result<(), Undeliverable>) {
         let name = &self.cfg.name;
         let current = Mutex::new(batch);
@@ -527,7 +543,7 @@ impl RemoteWriteSink {
             |e| {
                 self.metrics.retried(name);
                 self.metrics.send_failed(name, e.kind().as_str());
-                health.failed(e, || {
+                lock(health).failed(e, || {
                     format!("{} samples queued", self.lock().queue.samples())
                 });
             },
@@ -638,15 +654,17 @@ impl RemoteWriteSink {
     async fn flush_queue(&self, deadline: Duration) -> Result<u64, String> {
         self.seal(&mut self.lock());
         let mut sent = 0u64;
-        let mut health = OutageLog::new(&self.cfg.name, redact_url(&self.cfg.url));
+        let health = Mutex::new(OutageLog::new(&self.cfg.name, redact_url(&self.cfg.url)));
         let mut refusal = None;
         let never = CancellationToken::new();
         let work = async {
-            while let Some((samples, r)) = self.send_front(&never, &mut health).await {
-                match r {
-                    Ok(()) => sent += samples,
-                    Err(e @ Undeliverable::Rejected { .. }) => refusal = Some(e.to_string()),
-                    Err(Undeliverable::Expired) => {}
+            while let Some(results) = self.send_front(&never, &health).await {
+                for (samples, r) in results {
+                    match r {
+                        Ok(()) => sent += samples,
+                        Err(e @ Undeliverable::Rejected { .. }) => refusal = Some(e.to_string()),
+                        Err(Undeliverable::Expired) => {}
+                    }
                 }
             }
         };
@@ -672,6 +690,11 @@ impl RemoteWriteSink {
                 .unwrap_or_default()
         ))
     }
+}
+
+/// A lock that a panic elsewhere did not make unusable.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// What a request takes on the wire in HTTP/1.1: request line, its headers, those reqwest adds

@@ -428,7 +428,7 @@ async fn polls_are_queued_at_once_and_sent_merged_after_batch_wait() {
     let (s, _m) = sink(
         &clock,
         &rx.url,
-        "batch_wait = \"1s\"\nmax_samples_per_send = 5",
+        "batch_wait = \"1s\"\nmax_samples_per_send = 5\nmax_shards = 1",
     );
     let s = Arc::new(s);
     let cancel = CancellationToken::new();
@@ -495,4 +495,45 @@ async fn a_form_is_tried_on_one_series_before_the_whole_batch() {
     );
     let full = rw::decode(&seen[1]).expect("then the batch in 1.0");
     assert_eq!(full.timeseries.len(), 50);
+}
+
+/// A backlog goes out `max_shards` requests at a time, split by series: each series in one
+/// request of each round, its samples in time order, everything delivered once.
+#[tokio::test]
+async fn a_backlog_goes_out_on_several_connections_split_by_series() {
+    let rx = scripted(vec![]).await;
+    let clock = WallClock::manual(T);
+    let (s, m) = sink(&clock, &rx.url, "max_samples_per_send = 40\nmax_shards = 3");
+    let jobs: Vec<String> = (0..30).map(|i| format!("j{i}")).collect();
+    let samples: Vec<(&str, Option<i64>)> = jobs.iter().map(|j| (j.as_str(), None)).collect();
+    for poll in 0..8 {
+        s.submit(snap(T + poll * 15_000, &samples));
+    }
+    assert_eq!(s.flush(Duration::from_secs(20)).await, Ok(240));
+    let got = rx.accepted.lock().unwrap().clone();
+    // 240 samples, 120 a round: two rounds of 3 requests (each ~40 samples).
+    assert_eq!(got.len(), 6, "{} requests", got.len());
+    let mut q = BTreeMap::new();
+    for (round, bodies) in got.chunks(3).enumerate() {
+        let mut in_round = std::collections::HashSet::new();
+        for b in bodies {
+            let req = rw::decode(b).unwrap();
+            for t in &req.timeseries {
+                let job = t
+                    .labels
+                    .iter()
+                    .find(|l| l.name == "job")
+                    .unwrap()
+                    .value
+                    .clone();
+                assert!(in_round.insert(job.clone()), "{job} twice in round {round}");
+            }
+            by_job(&req, &mut q);
+        }
+    }
+    for j in &jobs {
+        let want: Vec<i64> = (0..8).map(|p| T + p * 15_000).collect();
+        assert_eq!(q[j], want, "{j}: every sample once, in order");
+    }
+    assert_eq!(m.sent_total("rw"), 240);
 }
