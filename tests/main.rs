@@ -26,6 +26,7 @@ mod remote_write;
 mod scrape_compat;
 mod scrape_options;
 mod security;
+mod sender_cases;
 mod ttn;
 mod ttn_devices;
 mod wire_negotiation;

@@ -46,6 +46,8 @@ pub struct BatchBuilder {
     /// Series in first-seen order: name, labels, samples in arrival order.
     order: Vec<PendingSeries>,
     metadata: Vec<proto::MetricMetadata>,
+    /// The families `metadata` holds.
+    metadata_of: std::collections::HashSet<SeriesName>,
     samples: usize,
     oldest_ms: i64,
 }
@@ -93,14 +95,22 @@ impl BatchBuilder {
         self.samples += 1;
     }
 
-    /// Adds the metadata (type, help, unit) of a family.
+    /// Adds the metadata (type, help, unit) of a family, once per batch.
     pub fn add_metadata(&mut self, family: &Family) {
+        if !self.metadata_of.insert(family.name.clone()) {
+            return;
+        }
         self.metadata.push(proto::MetricMetadata {
             r#type: metric_type(family.kind) as i32,
             metric_family_name: family.name.to_string(),
             help: family.help.clone(),
             unit: family.unit.clone(),
         });
+    }
+
+    /// Whether the batch holds the metadata of family `name`.
+    pub fn has_metadata(&self, name: &str) -> bool {
+        self.metadata_of.contains(name)
     }
 
     /// Samples added so far.

@@ -11,11 +11,14 @@ use pushrelay::http::server::{response, serve};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+/// What an [`Exporter`] serves: the body for the scrape of the given number (0 for the first).
+type BodyFn = Arc<dyn Fn(u64) -> String + Send + Sync>;
+
 /// An exposition endpoint serving whatever the test sets.
 pub struct Exporter {
     pub url: String,
     pub addr: std::net::SocketAddr,
-    body: Arc<Mutex<String>>,
+    body: Arc<Mutex<BodyFn>>,
     status: Arc<AtomicU16>,
     /// Milliseconds to wait before answering.
     delay_ms: Arc<AtomicU64>,
@@ -26,9 +29,16 @@ pub struct Exporter {
 
 impl Exporter {
     pub async fn start(body: &str) -> Exporter {
+        let body = body.to_string();
+        Exporter::start_fn(move |_| body.clone()).await
+    }
+
+    /// An exporter whose body is made for each scrape by `body`, from the number of scrapes
+    /// served before it (a counter that counts scrapes, the clock, a series that goes away).
+    pub async fn start_fn(body: impl Fn(u64) -> String + Send + Sync + 'static) -> Exporter {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
-        let body = Arc::new(Mutex::new(body.to_string()));
+        let body: Arc<Mutex<BodyFn>> = Arc::new(Mutex::new(Arc::new(body)));
         let status = Arc::new(AtomicU16::new(200));
         let scrapes = Arc::new(AtomicU64::new(0));
         let delay_ms = Arc::new(AtomicU64::new(0));
@@ -42,12 +52,13 @@ impl Exporter {
         tokio::spawn(serve(l, cancel.clone(), move |_req| {
             let (b, s, n, d) = (b.clone(), s.clone(), n.clone(), d.clone());
             async move {
-                n.fetch_add(1, Ordering::SeqCst);
+                let before = n.fetch_add(1, Ordering::SeqCst);
                 let wait = d.load(Ordering::SeqCst);
                 if wait > 0 {
                     tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
                 }
-                let text = b.lock().unwrap().clone();
+                let make = b.lock().unwrap().clone();
+                let text = make(before);
                 response(s.load(Ordering::SeqCst), "text/plain; version=0.0.4", text)
             }
         }));
@@ -67,7 +78,8 @@ impl Exporter {
     }
 
     pub fn set_body(&self, body: &str) {
-        *self.body.lock().unwrap() = body.to_string();
+        let body = body.to_string();
+        *self.body.lock().unwrap() = Arc::new(move |_| body.clone());
     }
 
     pub fn set_status(&self, status: u16) {
@@ -95,10 +107,13 @@ pub struct Seen {
     pub headers: Vec<(String, String)>,
 }
 
+/// Which requests a scripted answer is for: any, or those whose body it picks.
+type Pick = Option<Arc<dyn Fn(&[u8]) -> bool + Send + Sync>>;
+
 /// A proxy that answers the next scripted statuses itself and forwards everything else.
 pub struct FaultProxy {
     pub url: String,
-    script: Arc<Mutex<VecDeque<(u16, String)>>>,
+    script: Arc<Mutex<VecDeque<(u16, String, Pick)>>>,
     pub seen: Arc<Mutex<Vec<Seen>>>,
     cancel: CancellationToken,
 }
@@ -108,7 +123,7 @@ impl FaultProxy {
     pub async fn start(upstream: &str) -> FaultProxy {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
-        let script: Arc<Mutex<VecDeque<(u16, String)>>> = Arc::default();
+        let script: Arc<Mutex<VecDeque<(u16, String, Pick)>>> = Arc::default();
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let cancel = CancellationToken::new();
         let client = reqwest::Client::new();
@@ -130,9 +145,15 @@ impl FaultProxy {
                     .unwrap_or_default();
                 let method = req.method().to_string();
                 let body = req.body().to_vec();
-                let scripted = sc.lock().unwrap().pop_front();
+                let scripted = {
+                    let mut sc = sc.lock().unwrap();
+                    match sc.front() {
+                        Some((_, _, Some(pick))) if !pick(&body) => None,
+                        _ => sc.pop_front(),
+                    }
+                };
                 let (status, resp) = match scripted {
-                    Some((status, text)) => (status, response(status, "text/plain", text)),
+                    Some((status, text, _)) => (status, response(status, "text/plain", text)),
                     None => {
                         let mut r = client.request(
                             reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
@@ -186,8 +207,22 @@ impl FaultProxy {
     pub fn fail_next(&self, statuses: &[(u16, &str)]) {
         let mut s = self.script.lock().unwrap();
         for (st, text) in statuses {
-            s.push_back((*st, text.to_string()));
+            s.push_back((*st, text.to_string(), None));
         }
+    }
+
+    /// Queues one status the proxy answers itself to the first request whose body `pick`
+    /// holds (after what is queued before it); the requests it passes over are forwarded.
+    pub fn fail_next_where(
+        &self,
+        status: u16,
+        text: &str,
+        pick: impl Fn(&[u8]) -> bool + Send + Sync + 'static,
+    ) {
+        self.script
+            .lock()
+            .unwrap()
+            .push_back((status, text.to_string(), Some(Arc::new(pick))));
     }
 
     pub fn seen(&self) -> Vec<Seen> {

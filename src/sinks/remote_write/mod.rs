@@ -188,6 +188,9 @@ impl RemoteWriteSink {
 
     /// See [`Sink::submit`].
     fn add(&self, snap: &Snapshot) {
+        // Remote-write 2.0 is stateless, each series carrying its family's metadata: while the
+        // sink sends 2.0, every batch holds the metadata of each family it has samples of.
+        let every_batch = self.lock_wire().form(self.clock.now_ms()).protocol == Protocol::V2;
         let mut st = self.lock();
         let now = Instant::now();
         let cutoff = self.max_age_cutoff();
@@ -207,6 +210,7 @@ impl RemoteWriteSink {
                 .metadata_sent
                 .get(&fam.name)
                 .is_none_or(|t| now.duration_since(*t) >= METADATA_REFRESH);
+            let mut lacks = every_batch && !st.pending.has_metadata(&fam.name);
             let flat_ok = matches!(fam.kind, MetricType::Gauge | MetricType::Counter);
             for s in &fam.samples {
                 let ts = s.timestamp_ms.unwrap_or(snap.timestamp_ms);
@@ -235,13 +239,14 @@ impl RemoteWriteSink {
                     }
                     st.unchanged.insert(h, (bits, ts));
                 }
-                if std::mem::take(&mut metadata_due) {
+                if std::mem::take(&mut metadata_due) | std::mem::take(&mut lacks) {
                     st.metadata_sent.insert(fam.name.clone(), now);
                     st.pending.add_metadata(fam);
                 }
                 st.pending.add_shared(&s.name, &s.labels, ts, s.value);
                 if st.pending.len() >= self.cfg.max_samples_per_send {
                     self.seal(&mut st);
+                    lacks = every_batch;
                 }
             }
         }

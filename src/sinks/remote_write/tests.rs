@@ -113,6 +113,42 @@ fn dropped(m: &SelfMetrics) -> Vec<(String, u64)> {
     m.dropped_by_reason("rw")
 }
 
+/// Remote-write 2.0 is stateless: while the sink sends 2.0, every batch holds the metadata of
+/// each family it has samples of, once (also the batch begun when `max_samples_per_send` sealed
+/// one in mid-family); 1.0 sends a family's metadata once per `METADATA_REFRESH`.
+#[test]
+fn every_v2_batch_carries_the_metadata_of_its_families() {
+    let metadata_per_batch = |extra: &str| -> Vec<Vec<String>> {
+        let clock = WallClock::manual(T);
+        let (s, _) = sink(&clock, "http://127.0.0.1:1/", extra);
+        s.submit(snap(T, &[("a", None), ("b", None), ("c", None)]));
+        s.submit(snap(T + 1000, &[("a", None), ("b", None)]));
+        let mut st = s.lock();
+        s.seal(&mut st);
+        let mut out = Vec::new();
+        while let Some((id, b)) = st.queue.front() {
+            let req = rw::decode(&b.body).unwrap();
+            out.push(
+                req.metadata
+                    .into_iter()
+                    .map(|m| m.metric_family_name)
+                    .collect(),
+            );
+            st.queue.commit(id);
+        }
+        out
+    };
+    let m = || vec!["m".to_string()];
+    assert_eq!(
+        metadata_per_batch("protocol = \"v2\"\nmax_samples_per_send = 2"),
+        [m(), m(), m()]
+    );
+    assert_eq!(
+        metadata_per_batch("max_samples_per_send = 2"),
+        [m(), vec![], vec![]]
+    );
+}
+
 /// One series stamped with its own old timestamp (a device with a wrong clock, `x 1 0`)
 /// costs only its own sample, not the batch it would have shared with everyone else's.
 #[test]
