@@ -196,7 +196,8 @@ pub fn merge(batches: &[EncodedBatch]) -> Result<EncodedBatch, DecodeError> {
 }
 
 /// [`merge`], then split into at most `parts` requests by series (each series, with all its
-/// samples, in the part a fixed hash of its labels picks; metadata with the first part): what
+/// samples, in the part a fixed hash of its labels picks; each part with the metadata of its
+/// families): what
 /// the sender sends at once on several connections, so that no series' samples can overtake
 /// each other. Parts left empty are left out.
 pub fn merge_split(
@@ -238,6 +239,41 @@ pub fn merge_split(
                 }
             }
         }
+    }
+    if parts > 1 {
+        // Each part carries the metadata of the families it has series of (2.0 gives every
+        // series its family's); what no part has series of stays with the first.
+        let all = std::mem::take(&mut out[0].metadata);
+        let mut placed = vec![false; all.len()];
+        for part in out.iter_mut() {
+            let names: std::collections::HashSet<&str> = part
+                .timeseries
+                .iter()
+                .filter_map(|t| t.labels.iter().find(|l| l.name == "__name__"))
+                .map(|l| l.value.as_str())
+                .collect();
+            let mine: Vec<proto::MetricMetadata> = all
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| {
+                    names
+                        .iter()
+                        .any(|n| n.starts_with(m.metric_family_name.as_str()))
+                })
+                .map(|(i, m)| {
+                    placed[i] = true;
+                    m.clone()
+                })
+                .collect();
+            part.metadata = mine;
+        }
+        let left: Vec<proto::MetricMetadata> = all
+            .into_iter()
+            .zip(placed)
+            .filter(|(_, p)| !p)
+            .map(|(m, _)| m)
+            .collect();
+        out[0].metadata.extend(left);
     }
     Ok(out
         .into_iter()
@@ -440,7 +476,11 @@ mod tests {
                 assert_eq!(ts, [0, 1000, 2000]);
             }
         }
-        assert_eq!((seen.len(), metadata), (40, 1));
+        assert_eq!(seen.len(), 40);
+        assert_eq!(
+            metadata, 3,
+            "each part has series of `m`, so each carries its metadata"
+        );
     }
 
     #[test]
