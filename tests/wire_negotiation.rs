@@ -180,3 +180,32 @@ async fn zstd_to_prometheus_falls_back_to_snappy_without_loss() {
         "{f:?}"
     );
 }
+
+/// With several polls in the first batch (a long `batch_wait`), the 2.0 probe carries the
+/// first series' samples; Prometheus refuses a sample older than one it has, so the rest of
+/// the batch must not carry them again: every request is accepted and nothing is dropped.
+#[tokio::test]
+async fn a_taken_probe_is_not_sent_again_with_the_rest() {
+    let prom = Receiver::prometheus().await;
+    let proxy = FaultProxy::start(&prom.base_url).await;
+    let exporter = Exporter::start("# TYPE a gauge\na 1\n# TYPE b gauge\nb 2\n").await;
+    let (cancel, h, metrics) = start_relay(
+        &config(&exporter.url, &format!("{}/api/v1/write", proxy.url), "")
+            .replace("batch_wait = \"200ms\"", "batch_wait = \"3500ms\""),
+    );
+    wait_for(Duration::from_secs(30), || async {
+        (proxy.seen().len() >= 2).then_some(())
+    })
+    .await;
+    cancel.cancel();
+    h.await.unwrap().unwrap();
+    let f = forms(&proxy);
+    assert!(
+        f.iter().all(|(t, _, st)| t == V2_TYPE && *st == 204),
+        "every request 2.0 and accepted: {f:?}"
+    );
+    assert!(metrics.dropped_by_reason("rw").is_empty());
+    let raw = prom.query("a[1m]", now()).await;
+    let n = raw[0]["values"].as_array().unwrap().len();
+    assert!(n >= 3, "several polls of `a` stored: {raw}");
+}

@@ -126,24 +126,48 @@ pub fn convert(
     }
 }
 
-/// The first series of a body in the neutral form (with the metadata of its family), as a
-/// body in the neutral form: what a form is tried on before the whole batch goes out in it.
-/// `None` when the body holds one series or fewer (it is its own probe) or cannot be decoded.
-pub fn probe_part(neutral: &bytes::Bytes) -> Option<bytes::Bytes> {
-    let mut req = rw::decode(neutral).ok()?;
-    if req.timeseries.len() < 2 {
+/// A batch in the neutral form split into its first series (with the metadata of its family)
+/// and the rest: a form is tried on the first part before the rest goes out in it. The rest
+/// never repeats the first part's samples (a receiver such as Prometheus refuses a sample
+/// older than one it has for the series). `None` when the batch holds one series or fewer (it
+/// is its own probe) or cannot be decoded.
+pub fn split_probe(batch: &rw::EncodedBatch) -> Option<(rw::EncodedBatch, rw::EncodedBatch)> {
+    let mut rest = rw::decode(&batch.body).ok()?;
+    if rest.timeseries.len() < 2 {
         return None;
     }
-    req.timeseries.truncate(1);
-    let name = req.timeseries[0]
+    let first = rest.timeseries.remove(0);
+    let name = first
         .labels
         .iter()
         .find(|l| l.name == "__name__")
         .map(|l| l.value.clone())
         .unwrap_or_default();
-    req.metadata
-        .retain(|m| name.starts_with(m.metric_family_name.as_str()));
-    Some(rw::compress(&req).into())
+    let metadata = rest
+        .metadata
+        .iter()
+        .filter(|m| name.starts_with(m.metric_family_name.as_str()))
+        .cloned()
+        .collect();
+    let part = |req: &super::proto::WriteRequest| {
+        let samples: usize = req.timeseries.iter().map(|t| t.samples.len()).sum();
+        let oldest_ms = req
+            .timeseries
+            .iter()
+            .filter_map(|t| t.samples.iter().map(|s| s.timestamp).min())
+            .min()
+            .unwrap_or(batch.oldest_ms);
+        rw::EncodedBatch {
+            samples,
+            body: rw::compress(req).into(),
+            oldest_ms,
+        }
+    };
+    let probe = super::proto::WriteRequest {
+        timeseries: vec![first],
+        metadata,
+    };
+    Some((part(&probe), part(&rest)))
 }
 
 /// zstd-compresses `raw` into one frame (with the content size, without a checksum).

@@ -50,7 +50,7 @@ use crate::config::redact_url;
 use crate::http::client;
 use crate::model::{stale_nan, MetricType, Snapshot};
 use crate::self_metrics::SelfMetrics;
-use crate::wire::form::{convert, probe_part, V2_WRITTEN_HEADERS};
+use crate::wire::form::{convert, split_probe, V2_WRITTEN_HEADERS};
 use crate::wire::remote_write::{merge_split, BatchBuilder, EncodedBatch};
 use crate::BoxFuture;
 
@@ -540,7 +540,10 @@ impl RemoteWriteSink {
         health: &Mutex<OutageLog>,
     ) -> (u64, Result<(), Undeliverable>) {
         let name = &self.cfg.name;
-        let current = Mutex::new(batch);
+        let current = Mutex::new(Attempt {
+            batch,
+            delivered: 0,
+        });
         let result = retrying(
             self.backoff(),
             cancel,
@@ -554,16 +557,18 @@ impl RemoteWriteSink {
             },
         )
         .await;
-        let batch = current.into_inner().unwrap_or_else(|p| p.into_inner());
-        (batch.samples as u64, result)
+        let last = current.into_inner().unwrap_or_else(|p| p.into_inner());
+        let samples = (last.batch.samples + last.delivered) as u64;
+        (samples, result)
     }
 
     /// One attempt. A batch that aged past `max_age` while it waited (an outage) first loses
     /// its samples that are too old (decoded, filtered, encoded again); if none is left, it is
     /// not sent.
-    async fn send_once(&self, current: &Mutex<EncodedBatch>) -> Result<(), SendError> {
-        let body = {
-            let mut b = current.lock().unwrap_or_else(|p| p.into_inner());
+    async fn send_once(&self, current: &Mutex<Attempt>) -> Result<(), SendError> {
+        let mut body = {
+            let mut guard = lock(current);
+            let b = &mut guard.batch;
             let cutoff = self.max_age_cutoff();
             if b.samples > 0 && b.oldest_ms < cutoff {
                 // A body that cannot be decoded is sent as it is: the receiver decides.
@@ -581,17 +586,17 @@ impl RemoteWriteSink {
         // Each round sends the batch in the form the receiver is believed to take; a fall-back
         // sends it again at once in the next form (three forms at most). A form not yet known
         // to be taken is first tried on the batch's first series alone (see
-        // `Negotiator::probing`); that series goes again with the rest (receivers take an
-        // identical sample twice).
+        // `Negotiator::probing`); once that is taken, the batch is what is left.
         for _ in 0..6 {
             let form = self.lock_wire().form(self.clock.now_ms());
             let probe = if self.lock_wire().probing(form) {
-                probe_part(&body)
+                let b = lock(current).batch.clone();
+                split_probe(&b)
             } else {
                 None
             };
             let wire_body = match convert(
-                probe.as_ref().unwrap_or(&body),
+                probe.as_ref().map_or(&body, |(p, _)| &p.body),
                 form,
                 self.cfg.strong_compression,
             ) {
@@ -623,8 +628,13 @@ impl RemoteWriteSink {
             if judged == Judged::FellBack {
                 continue;
             }
-            if probe.is_some() && result.is_ok() {
-                continue; // the form is taken: now the whole batch
+            if let (Some((first, rest)), true) = (probe, result.is_ok()) {
+                // The form is taken, and so is the first series: now the rest.
+                body = rest.body.clone();
+                let mut a = lock(current);
+                a.delivered += first.samples;
+                a.batch = rest;
+                continue;
             }
             if result.is_ok()
                 && form.protocol == Protocol::V2
@@ -695,6 +705,13 @@ impl RemoteWriteSink {
                 .unwrap_or_default()
         ))
     }
+}
+
+/// One request being delivered: what is left to send, and the samples of it a probe
+/// delivered already (see `Negotiator::probing`).
+struct Attempt {
+    batch: EncodedBatch,
+    delivered: usize,
 }
 
 /// A lock that a panic elsewhere did not make unusable.
