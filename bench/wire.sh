@@ -262,16 +262,20 @@ for id in "${senders[@]}"; do
 done
 shutdown_json="${shutdown_json%,}}"
 sleep 3 # the proxy writes its stats every second
+# What VictoriaMetrics took last (a metered sender's final batch, at SIGTERM) must be searchable
+# and not hidden by a cached result: flush, and ask without the cache.
+curl -sS "http://127.0.0.1:$p_vm/internal/force_flush" >/dev/null || true
+sleep 2
 window=$(($(date +%s) - t_start + 600))
 # The raw samples (counted per sender by the report): count_over_time over many names can clash
 # in Prometheus once the names are dropped.
 query='{sender=~".+", job!="pushrelay", __name__!~"up|scrape_.*"}['"$window"'s]'
-curl -sS "http://127.0.0.1:$p_vm/api/v1/query" --data-urlencode "query=$query" >"$keep_dir/vm.json" || true
+curl -sS "http://127.0.0.1:$p_vm/api/v1/query" --data-urlencode "query=$query" --data-urlencode nocache=1 >"$keep_dir/vm.json" || true
 curl -sS "http://127.0.0.1:$p_prom/api/v1/query" --data-urlencode "query=$query" >"$keep_dir/prom.json" || true
 # One scrape_duration_seconds sample per scrape (it changes every time, so even a sender that holds
 # back unchanged samples sends it): scrapes x series = the exporter samples the sender scraped.
 query='scrape_duration_seconds{sender=~".+", job!="pushrelay"}['"$window"'s]'
-curl -sS "http://127.0.0.1:$p_vm/api/v1/query" --data-urlencode "query=$query" >"$keep_dir/vm-scrapes.json" || true
+curl -sS "http://127.0.0.1:$p_vm/api/v1/query" --data-urlencode "query=$query" --data-urlencode nocache=1 >"$keep_dir/vm-scrapes.json" || true
 curl -sS "http://127.0.0.1:$p_prom/api/v1/query" --data-urlencode "query=$query" >"$keep_dir/prom-scrapes.json" || true
 cp "$tmp/proxy.json" "$keep_dir/proxy.json"
 
