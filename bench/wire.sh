@@ -256,8 +256,9 @@ done
 for id in "${senders[@]}"; do
     kill -TERM "${sender_pid[$id]}" 2>/dev/null || true
 done
+# Signal 0 here: a second SIGTERM makes pushrelay exit at once, abandoning its final flush.
 for id in "${senders[@]}"; do
-    stop_pid "${sender_pid[$id]}"
+    stop_pid "${sender_pid[$id]}" 0
     shutdown_json+="\"$id\": $stop_rc,"
 done
 shutdown_json="${shutdown_json%,}}"

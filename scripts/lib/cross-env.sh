@@ -26,6 +26,7 @@ cross_env() {
 # - link-self-contained=no: zig brings musl's crt objects; build-std produces none.
 # - crt-static: the mips musl targets do not link statically by default; explicit everywhere.
 # - remap-path-prefix: no checkout, cargo home or toolchain path ends up in the binary.
+# - location-detail=none on MIPS only: see below.
 cross_cargo_config() {
     local std_src
     std_src=$(cd "$cross_toolchain/lib/rustlib/src/rust" && pwd -P)
@@ -34,6 +35,9 @@ cross_cargo_config() {
         "--remap-path-prefix=$cross_repo_root=/build/pushrelay" \
         "--remap-path-prefix=$cross_cargo_home=/build/cargo" \
         "--remap-path-prefix=$std_src=/build/rust"
+    # MIPS code is the largest: without panic locations (file:line of each possible panic, in
+    # the binary as strings) it stays under the 6 MiB bound; a panic still says what happened.
+    case "$1" in mips*) printf '    "%s",\n' -Zlocation-detail=none ;; esac
     printf ']\n'
 }
 

@@ -108,6 +108,19 @@ impl BatchBuilder {
         });
     }
 
+    /// Adds the type of a family alone (no HELP, no unit), unless the batch has its metadata.
+    pub fn add_type(&mut self, family: &Family) {
+        if !self.metadata_of.insert(family.name.clone()) {
+            return;
+        }
+        self.metadata.push(proto::MetricMetadata {
+            r#type: metric_type(family.kind) as i32,
+            metric_family_name: family.name.to_string(),
+            help: String::new(),
+            unit: String::new(),
+        });
+    }
+
     /// Whether the batch holds the metadata of family `name`.
     pub fn has_metadata(&self, name: &str) -> bool {
         self.metadata_of.contains(name)
@@ -220,6 +233,15 @@ pub fn merge_split(
         for m in req.metadata {
             if families.insert(m.metric_family_name.clone()) {
                 out[0].metadata.push(m);
+            } else if !m.help.is_empty() || !m.unit.is_empty() {
+                // Whole metadata wins over a type alone ([`BatchBuilder::add_type`]).
+                if let Some(had) = out[0]
+                    .metadata
+                    .iter_mut()
+                    .find(|h| h.metric_family_name == m.metric_family_name && h.help.is_empty())
+                {
+                    *had = m;
+                }
             }
         }
         for ts in req.timeseries {

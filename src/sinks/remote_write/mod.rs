@@ -189,7 +189,8 @@ impl RemoteWriteSink {
     /// See [`Sink::submit`].
     fn add(&self, snap: &Snapshot) {
         // Remote-write 2.0 is stateless, each series carrying its family's metadata: while the
-        // sink sends 2.0, every batch holds the metadata of each family it has samples of.
+        // sink sends 2.0, every batch holds at least the type of each family it has samples of
+        // (the whole metadata, HELP included, with the first sample and every 10 minutes).
         let every_batch = self.lock_wire().form(self.clock.now_ms()).protocol == Protocol::V2;
         let mut st = self.lock();
         let now = Instant::now();
@@ -239,9 +240,14 @@ impl RemoteWriteSink {
                     }
                     st.unchanged.insert(h, (bits, ts));
                 }
-                if std::mem::take(&mut metadata_due) | std::mem::take(&mut lacks) {
+                if std::mem::take(&mut metadata_due) {
                     st.metadata_sent.insert(fam.name.clone(), now);
                     st.pending.add_metadata(fam);
+                }
+                if std::mem::take(&mut lacks) {
+                    // Between refreshes a 2.0 batch carries the type alone: HELP texts are most
+                    // of a small poll's bytes, and receivers keep the last ones they got.
+                    st.pending.add_type(fam);
                 }
                 st.pending.add_shared(&s.name, &s.labels, ts, s.value);
                 if st.pending.len() >= self.cfg.max_samples_per_send {
