@@ -209,112 +209,174 @@ pub fn merge(batches: &[EncodedBatch]) -> Result<EncodedBatch, DecodeError> {
 }
 
 /// [`merge`], then split into at most `parts` requests by series (each series, with all its
-/// samples, in the part a fixed hash of its labels picks; each part with the metadata of its
-/// families): what
+/// samples, in the part a fixed hash of its labels picks; every part with the metadata): what
 /// the sender sends at once on several connections, so that no series' samples can overtake
 /// each other. Parts left empty are left out.
+///
+/// It works on the protobuf bytes (a series is its encoded labels and its encoded samples;
+/// nothing is decoded into strings), so merging a backlog costs about a snappy round trip.
+/// Each part's `oldest_ms` is the oldest of all the batches (at most that old: what the
+/// queue's age bound needs).
 pub fn merge_split(
     batches: &[EncodedBatch],
     parts: usize,
 ) -> Result<Vec<EncodedBatch>, DecodeError> {
     let parts = parts.max(1);
-    let mut out: Vec<proto::WriteRequest> = (0..parts).map(|_| Default::default()).collect();
-    // Each series' part and place there, by its label list written out (names and values
-    // followed by 0xFF, which UTF-8 never holds).
-    let mut index: std::collections::HashMap<Vec<u8>, (usize, usize)> =
-        std::collections::HashMap::new();
-    let mut families = std::collections::HashSet::new();
-    // A fixed hasher: the same series always lands in the same part.
+    let raws: Vec<Vec<u8>> = batches
+        .iter()
+        .map(|b| snap::raw::Decoder::new().decompress_vec(&b.body))
+        .collect::<Result<_, _>>()?;
+    // Series: (labels bytes, sample fields) in first-seen order, found by their labels bytes.
+    let mut series: Vec<(&[u8], Vec<&[u8]>)> = Vec::new();
+    let mut index: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::new();
+    // Metadata fields by family name; a whole one wins over a type alone.
+    let mut metadata: Vec<(&[u8], &[u8], bool)> = Vec::new();
+    for raw in &raws {
+        for (field, body, whole) in fields(raw)? {
+            match field {
+                1 => {
+                    let (labels, samples) = split_series(body)?;
+                    match index.get(labels) {
+                        Some(&i) => series[i].1.extend(samples),
+                        None => {
+                            index.insert(labels, series.len());
+                            series.push((labels, samples));
+                        }
+                    }
+                }
+                3 => {
+                    let mut family: &[u8] = &[];
+                    let mut described = false;
+                    for (f, v, _) in fields(body)? {
+                        match f {
+                            2 => family = v,
+                            4 | 5 => described |= !v.is_empty(),
+                            _ => {}
+                        }
+                    }
+                    match metadata.iter_mut().find(|(n, ..)| *n == family) {
+                        None => metadata.push((family, whole, described)),
+                        Some(had) if described && !had.2 => *had = (family, whole, described),
+                        Some(_) => {}
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let samples_total: usize = batches.iter().map(|b| b.samples).sum();
+    let oldest_ms = batches
+        .iter()
+        .filter(|b| b.samples > 0)
+        .map(|b| b.oldest_ms)
+        .min()
+        .unwrap_or(0);
     let fixed =
         std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default();
-    let mut key = Vec::new();
-    for b in batches {
-        let req = decode(&b.body)?;
-        for m in req.metadata {
-            if families.insert(m.metric_family_name.clone()) {
-                out[0].metadata.push(m);
-            } else if !m.help.is_empty() || !m.unit.is_empty() {
-                // Whole metadata wins over a type alone ([`BatchBuilder::add_type`]).
-                if let Some(had) = out[0]
-                    .metadata
-                    .iter_mut()
-                    .find(|h| h.metric_family_name == m.metric_family_name && h.help.is_empty())
-                {
-                    *had = m;
-                }
-            }
+    let mut out: Vec<(Vec<u8>, usize)> = (0..parts).map(|_| (Vec::new(), 0)).collect();
+    for (labels, samples) in &series {
+        let p = if parts == 1 {
+            0
+        } else {
+            (fixed.hash_one(labels) % parts as u64) as usize
+        };
+        let len = labels.len() + samples.iter().map(|s| s.len()).sum::<usize>();
+        let (buf, n) = &mut out[p];
+        prost::encoding::encode_key(1, prost::encoding::WireType::LengthDelimited, buf);
+        prost::encoding::encode_varint(len as u64, buf);
+        buf.extend_from_slice(labels);
+        for s in samples {
+            buf.extend_from_slice(s);
         }
-        for ts in req.timeseries {
-            key.clear();
-            for l in &ts.labels {
-                key.extend_from_slice(l.name.as_bytes());
-                key.push(0xFF);
-                key.extend_from_slice(l.value.as_bytes());
-                key.push(0xFF);
-            }
-            match index.get(&key) {
-                Some(&(p, i)) => out[p].timeseries[i].samples.extend(ts.samples),
-                None => {
-                    let p = (fixed.hash_one(&key) % parts as u64) as usize;
-                    index.insert(key.clone(), (p, out[p].timeseries.len()));
-                    out[p].timeseries.push(ts);
+        *n += samples.len();
+    }
+    let with_series = out.iter().filter(|(b, _)| !b.is_empty()).count();
+    let mut parts_out = Vec::with_capacity(with_series.max(1));
+    for (i, (mut buf, n)) in out.into_iter().enumerate() {
+        // A part without series is left out, unless nothing has series (metadata alone).
+        if buf.is_empty() && (with_series > 0 || i > 0) {
+            continue;
+        }
+        for (_, whole, _) in &metadata {
+            buf.extend_from_slice(whole);
+        }
+        parts_out.push(EncodedBatch {
+            samples: n,
+            body: Bytes::from(
+                snap::raw::Encoder::new()
+                    .compress_vec(&buf)
+                    .expect("snappy input within size limits"),
+            ),
+            oldest_ms: if n == 0 { 0 } else { oldest_ms },
+        });
+    }
+    debug_assert_eq!(
+        parts_out.iter().map(|p| p.samples).sum::<usize>(),
+        samples_total
+    );
+    Ok(parts_out)
+}
+
+/// The fields of a protobuf message: (field number, value, the whole field with its key) for
+/// length-delimited fields; other wire types are skipped.
+fn fields(mut msg: &[u8]) -> Result<Vec<(u32, &[u8], &[u8])>, DecodeError> {
+    use prost::encoding::{decode_key, decode_varint, WireType};
+    let mut out = Vec::new();
+    while !msg.is_empty() {
+        let start = msg;
+        let (field, wire) = decode_key(&mut msg)?;
+        let value: &[u8] = match wire {
+            WireType::LengthDelimited => {
+                let len = decode_varint(&mut msg)? as usize;
+                if len > msg.len() {
+                    return Err(DecodeError::Shape("a field runs past the end"));
                 }
+                let (v, rest) = msg.split_at(len);
+                msg = rest;
+                v
             }
+            WireType::Varint => {
+                decode_varint(&mut msg)?;
+                continue;
+            }
+            WireType::SixtyFourBit | WireType::ThirtyTwoBit => {
+                let n = if wire == WireType::SixtyFourBit { 8 } else { 4 };
+                if n > msg.len() {
+                    return Err(DecodeError::Shape("a field runs past the end"));
+                }
+                msg = &msg[n..];
+                continue;
+            }
+            _ => return Err(DecodeError::Shape("an unexpected wire type")),
+        };
+        let whole = &start[..start.len() - msg.len()];
+        out.push((field, value, whole));
+    }
+    Ok(out)
+}
+
+/// A `TimeSeries` message as its labels (the encoded label fields, contiguous as this crate
+/// writes them) and its encoded sample fields.
+fn split_series(ts: &[u8]) -> Result<(&[u8], Vec<&[u8]>), DecodeError> {
+    let mut labels: Option<(usize, usize)> = None;
+    let mut samples = Vec::new();
+    let base = ts.as_ptr() as usize;
+    for (field, _, whole) in fields(ts)? {
+        let at = whole.as_ptr() as usize - base;
+        match field {
+            1 => {
+                let (s, e) = labels.unwrap_or((at, at));
+                if e != at {
+                    return Err(DecodeError::Shape("a series' labels are not contiguous"));
+                }
+                labels = Some((s, at + whole.len()));
+            }
+            2 => samples.push(whole),
+            _ => {}
         }
     }
-    if parts > 1 {
-        // Each part carries the metadata of the families it has series of (2.0 gives every
-        // series its family's); what no part has series of stays with the first.
-        let all = std::mem::take(&mut out[0].metadata);
-        let mut placed = vec![false; all.len()];
-        for part in out.iter_mut() {
-            let names: std::collections::HashSet<&str> = part
-                .timeseries
-                .iter()
-                .filter_map(|t| t.labels.iter().find(|l| l.name == "__name__"))
-                .map(|l| l.value.as_str())
-                .collect();
-            let mine: Vec<proto::MetricMetadata> = all
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| {
-                    names
-                        .iter()
-                        .any(|n| n.starts_with(m.metric_family_name.as_str()))
-                })
-                .map(|(i, m)| {
-                    placed[i] = true;
-                    m.clone()
-                })
-                .collect();
-            part.metadata = mine;
-        }
-        let left: Vec<proto::MetricMetadata> = all
-            .into_iter()
-            .zip(placed)
-            .filter(|(_, p)| !p)
-            .map(|(m, _)| m)
-            .collect();
-        out[0].metadata.extend(left);
-    }
-    Ok(out
-        .into_iter()
-        .filter(|r| !r.timeseries.is_empty() || !r.metadata.is_empty())
-        .map(|r| {
-            let samples = r.timeseries.iter().map(|t| t.samples.len()).sum();
-            let oldest_ms = r
-                .timeseries
-                .iter()
-                .filter_map(|t| t.samples.iter().map(|s| s.timestamp).min())
-                .min()
-                .unwrap_or(0);
-            EncodedBatch {
-                samples,
-                body: Bytes::from(compress(&r)),
-                oldest_ms,
-            }
-        })
-        .collect())
+    let (s, e) = labels.unwrap_or((0, 0));
+    Ok((&ts[s..e], samples))
 }
 
 /// The full label list of a series as remote write wants it: `__name__` included, sorted by
@@ -372,6 +434,8 @@ pub enum DecodeError {
     Zstd(#[from] std::io::Error),
     #[error("protobuf: {0}")]
     Protobuf(#[from] prost::DecodeError),
+    #[error("protobuf: {0}")]
+    Shape(&'static str),
 }
 
 /// Decompresses and decodes a remote-write 1.0 body (the demo receiver and tests use this).
