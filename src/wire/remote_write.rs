@@ -317,9 +317,12 @@ pub fn merge_split(
     Ok(parts_out)
 }
 
-/// The fields of a protobuf message: (field number, value, the whole field with its key) for
-/// length-delimited fields; other wire types are skipped.
-fn fields(mut msg: &[u8]) -> Result<Vec<(u32, &[u8], &[u8])>, DecodeError> {
+/// A length-delimited field of a protobuf message: its number, its value, and the whole field
+/// with its key.
+type Field<'a> = (u32, &'a [u8], &'a [u8]);
+
+/// The length-delimited fields of a protobuf message; other wire types are skipped.
+fn fields(mut msg: &[u8]) -> Result<Vec<Field<'_>>, DecodeError> {
     use prost::encoding::{decode_key, decode_varint, WireType};
     let mut out = Vec::new();
     while !msg.is_empty() {
