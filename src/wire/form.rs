@@ -33,12 +33,25 @@ pub enum Compression {
 /// 300-series poll and 20 ms at the bound here, by estimate 10x that on a Pi Zero class CPU,
 /// once per request (every 3 minutes when metered). By default that CPU would double the
 /// relay's own per poll at a few thousand series.
-pub fn zstd_level(raw_len: usize, strong: bool) -> i32 {
-    if strong && raw_len <= STRONG_ZSTD_MAX {
-        15
-    } else {
-        6
+/// `Effort::Backlog` (a backlog being drained, request after request) takes level 3: 6-8 %
+/// larger bodies at a third of the CPU, so a drain is bound by the link, not by compression.
+pub fn zstd_level(raw_len: usize, effort: Effort) -> i32 {
+    match effort {
+        Effort::Strong if raw_len <= STRONG_ZSTD_MAX => 15,
+        Effort::Backlog => 3,
+        _ => 6,
     }
+}
+
+/// How hard to compress a request (see [`zstd_level`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effort {
+    /// A request of the steady state.
+    Normal,
+    /// `profile = "metered"`: bytes cost more than CPU.
+    Strong,
+    /// One of many requests of a backlog being drained.
+    Backlog,
 }
 
 /// The largest body (before compression) that gets the strong zstd level (a metered request
@@ -107,17 +120,17 @@ impl Form {
 }
 
 /// Converts a body in the neutral form (1.0, snappy) to `form`. The neutral form itself is
-/// returned as it is (no work on the common path). `strong`: see [`zstd_level`].
+/// returned as it is (no work on the common path). `effort`: see [`zstd_level`].
 pub fn convert(
     neutral: &bytes::Bytes,
     form: Form,
-    strong: bool,
+    effort: Effort,
 ) -> Result<bytes::Bytes, DecodeError> {
     match (form.protocol, form.compression) {
         (Protocol::V1, Compression::Snappy) => Ok(neutral.clone()),
         (Protocol::V1, Compression::Zstd) => {
             let raw = snap::raw::Decoder::new().decompress_vec(neutral)?;
-            Ok(zstd_compress(&raw, strong).into())
+            Ok(zstd_compress(&raw, effort).into())
         }
         (Protocol::V2, _) => {
             let req = rw::decode(neutral)?;
@@ -171,9 +184,9 @@ pub fn split_probe(batch: &rw::EncodedBatch) -> Option<(rw::EncodedBatch, rw::En
 }
 
 /// zstd-compresses `raw` into one frame (with the content size, without a checksum).
-pub fn zstd_compress(raw: &[u8], strong: bool) -> Vec<u8> {
+pub fn zstd_compress(raw: &[u8], effort: Effort) -> Vec<u8> {
     // Compressing an in-memory buffer fails only on allocation failure or a bad level.
-    zstd::bulk::compress(raw, zstd_level(raw.len(), strong)).expect("zstd level is valid")
+    zstd::bulk::compress(raw, zstd_level(raw.len(), effort)).expect("zstd level is valid")
 }
 
 /// Decompresses a zstd body of at most `limit` bytes (the tests' receivers use this).
@@ -199,7 +212,7 @@ mod tests {
     #[test]
     fn neutral_form_is_sent_as_it_is() {
         let n = neutral();
-        let out = convert(&n, Form::NEUTRAL, false).unwrap();
+        let out = convert(&n, Form::NEUTRAL, Effort::Normal).unwrap();
         assert_eq!(out.as_ptr(), n.as_ptr(), "no copy, no work");
     }
 
@@ -212,7 +225,7 @@ mod tests {
                 protocol: Protocol::V1,
                 compression: Compression::Zstd,
             },
-            false,
+            Effort::Normal,
         )
         .unwrap();
         assert_eq!(&z[..4], &[0x28, 0xb5, 0x2f, 0xfd], "a zstd frame");

@@ -50,7 +50,7 @@ use crate::config::redact_url;
 use crate::http::client;
 use crate::model::{stale_nan, MetricType, Snapshot};
 use crate::self_metrics::SelfMetrics;
-use crate::wire::form::{convert, split_probe, V2_WRITTEN_HEADERS};
+use crate::wire::form::{convert, split_probe, Effort, V2_WRITTEN_HEADERS};
 use crate::wire::remote_write::{merge_split, BatchBuilder, EncodedBatch};
 use crate::BoxFuture;
 
@@ -482,9 +482,18 @@ impl RemoteWriteSink {
         health: &Mutex<OutageLog>,
     ) -> Option<Vec<(u64, Result<(), Undeliverable>)>> {
         let (ids, requests) = self.next_requests()?;
+        // A backlog (more queued than this round takes) is compressed for speed.
+        let round: usize = requests.iter().map(|r| r.samples).sum();
+        let effort = if self.cfg.strong_compression {
+            Effort::Strong
+        } else if self.lock().queue.samples() > round {
+            Effort::Backlog
+        } else {
+            Effort::Normal
+        };
         let results = futures_util::future::join_all(requests.into_iter().map(|batch| async {
             self.rate_limit(batch.samples).await;
-            self.deliver(batch, cancel, health).await
+            self.deliver(batch, effort, cancel, health).await
         }))
         .await;
         for (samples, result) in &results {
@@ -542,6 +551,7 @@ impl RemoteWriteSink {
     async fn deliver(
         &self,
         batch: EncodedBatch,
+        effort: Effort,
         cancel: &CancellationToken,
         health: &Mutex<OutageLog>,
     ) -> (u64, Result<(), Undeliverable>) {
@@ -549,6 +559,7 @@ impl RemoteWriteSink {
         let current = Mutex::new(Attempt {
             batch,
             delivered: 0,
+            effort,
         });
         let result = retrying(
             self.backoff(),
@@ -572,6 +583,7 @@ impl RemoteWriteSink {
     /// its samples that are too old (decoded, filtered, encoded again); if none is left, it is
     /// not sent.
     async fn send_once(&self, current: &Mutex<Attempt>) -> Result<(), SendError> {
+        let effort = lock(current).effort;
         let mut body = {
             let mut guard = lock(current);
             let b = &mut guard.batch;
@@ -601,15 +613,12 @@ impl RemoteWriteSink {
             } else {
                 None
             };
-            let wire_body = match convert(
-                probe.as_ref().map_or(&body, |(p, _)| &p.body),
-                form,
-                self.cfg.strong_compression,
-            ) {
-                Ok(b) => b,
-                // Not decodable: only the neutral form can carry it (the receiver decides).
-                Err(_) => body.clone(),
-            };
+            let wire_body =
+                match convert(probe.as_ref().map_or(&body, |(p, _)| &p.body), form, effort) {
+                    Ok(b) => b,
+                    // Not decodable: only the neutral form can carry it (the receiver decides).
+                    Err(_) => body.clone(),
+                };
             let mut req = self.client.post(self.cfg.url.clone());
             for (k, v) in form.headers() {
                 req = req.header(k, v);
@@ -718,6 +727,7 @@ impl RemoteWriteSink {
 struct Attempt {
     batch: EncodedBatch,
     delivered: usize,
+    effort: Effort,
 }
 
 /// A lock that a panic elsewhere did not make unusable.
