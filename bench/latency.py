@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Does a queue keep up over a slow link? pushrelay with default sink settings scrapes an
 exporter every second and remote-writes into a real VictoriaMetrics through a proxy that holds
-every request for --latency seconds before forwarding it (a 4G link's round trips under load);
+every answer for --latency seconds before passing it on (a 4G link's round trips under load);
 the relay's queue (pushrelay_queue_samples) is sampled every 5 s. With one poll per request it
 would grow without end (one request per `latency`, a poll every second); merged requests
 (several polls and any backlog, up to max_samples_per_send, on max_shards connections) should
@@ -57,8 +57,9 @@ def exporter(n):
 
 
 def delay_proxy(listen, target, latency):
-    """Forwards each connection; holds every client->server chunk that starts a request for
-    `latency` seconds (so each request takes at least that long)."""
+    """Forwards each connection; holds every server->client chunk that starts an answer for
+    `latency` seconds (so each request takes at least that long; the receiver itself sees the
+    request at once and does not time the connection out)."""
 
     async def pipe(r, w, delay):
         try:
@@ -66,7 +67,7 @@ def delay_proxy(listen, target, latency):
                 data = await r.read(65536)
                 if not data:
                     break
-                if delay and data[:5] in (b"POST ", b"GET /", b"PUT /"):
+                if delay and data.startswith(b"HTTP/"):
                     await asyncio.sleep(delay)
                 w.write(data)
                 await w.drain()
@@ -81,7 +82,7 @@ def delay_proxy(listen, target, latency):
         except OSError:
             cw.close()
             return
-        await asyncio.gather(pipe(cr, sw, latency), pipe(sr, cw, 0))
+        await asyncio.gather(pipe(cr, sw, 0), pipe(sr, cw, latency))
 
     async def main():
         srv = await asyncio.start_server(handle, "127.0.0.1", listen)
