@@ -12,22 +12,13 @@ import argparse
 import http.server
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import tempfile
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+from benchlib import ROOT, free_port
 
 
 def main():
