@@ -97,27 +97,24 @@ impl BatchBuilder {
 
     /// Adds the metadata (type, help, unit) of a family, once per batch.
     pub fn add_metadata(&mut self, family: &Family) {
-        if !self.metadata_of.insert(family.name.clone()) {
-            return;
-        }
-        self.metadata.push(proto::MetricMetadata {
-            r#type: metric_type(family.kind) as i32,
-            metric_family_name: family.name.to_string(),
-            help: family.help.clone(),
-            unit: family.unit.clone(),
-        });
+        self.push_metadata(family, true);
     }
 
     /// Adds the type of a family alone (no HELP, no unit), unless the batch has its metadata.
     pub fn add_type(&mut self, family: &Family) {
+        self.push_metadata(family, false);
+    }
+
+    fn push_metadata(&mut self, family: &Family, described: bool) {
         if !self.metadata_of.insert(family.name.clone()) {
             return;
         }
+        let text = |s: &String| if described { s.clone() } else { String::new() };
         self.metadata.push(proto::MetricMetadata {
             r#type: metric_type(family.kind) as i32,
             metric_family_name: family.name.to_string(),
-            help: String::new(),
-            unit: String::new(),
+            help: text(&family.help),
+            unit: text(&family.unit),
         });
     }
 
@@ -191,27 +188,15 @@ impl EncodedBatch {
     }
 }
 
-/// Several queued batches as one request: series that appear in more than one keep one label
-/// list, their samples concatenated in queue order (so in time order: a series' samples are
-/// queued in time order), series in first-seen order, metadata once per family. This is how
-/// the sender merges the small batches of consecutive polls (or of a backlog) up to
-/// `max_samples_per_send`: each label set crosses the wire once per request, not once a poll.
-pub fn merge(batches: &[EncodedBatch]) -> Result<EncodedBatch, DecodeError> {
-    if let [one] = batches {
-        return Ok(one.clone());
-    }
-    let mut parts = merge_split(batches, 1)?;
-    Ok(parts.pop().unwrap_or(EncodedBatch {
-        samples: 0,
-        body: Bytes::from(compress(&proto::WriteRequest::default())),
-        oldest_ms: 0,
-    }))
-}
-
-/// [`merge`], then split into at most `parts` requests by series (each series, with all its
-/// samples, in the part a fixed hash of its labels picks; every part with the metadata): what
-/// the sender sends at once on several connections, so that no series' samples can overtake
-/// each other. Parts left empty are left out.
+/// Several queued batches as at most `parts` requests. Merged: series that appear in more than
+/// one batch keep one label list, their samples concatenated in queue order (so in time order:
+/// a series' samples are queued in time order), series in first-seen order, metadata once per
+/// family. This is how the sender merges the small batches of consecutive polls (or of a
+/// backlog) up to `max_samples_per_send`: each label set crosses the wire once per request, not
+/// once a poll. Split by series: each series, with all its samples, goes into the part a fixed
+/// hash of its labels picks (every part with the metadata), so that requests sent at once on
+/// several connections never let a series' samples overtake each other. Parts left empty are
+/// left out; a lone batch into one part is returned as it is.
 ///
 /// It works on the protobuf bytes (a series is its encoded labels and its encoded samples;
 /// nothing is decoded into strings), so merging a backlog costs about a snappy round trip.
@@ -222,6 +207,9 @@ pub fn merge_split(
     parts: usize,
 ) -> Result<Vec<EncodedBatch>, DecodeError> {
     let parts = parts.max(1);
+    if let ([one], 1) = (batches, parts) {
+        return Ok(vec![one.clone()]);
+    }
     let raws: Vec<Vec<u8>> = batches
         .iter()
         .map(|b| snap::raw::Decoder::new().decompress_vec(&b.body))
@@ -229,8 +217,10 @@ pub fn merge_split(
     // Series: (labels bytes, sample fields) in first-seen order, found by their labels bytes.
     let mut series: Vec<(&[u8], Vec<&[u8]>)> = Vec::new();
     let mut index: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::new();
-    // Metadata fields by family name; a whole one wins over a type alone.
-    let mut metadata: Vec<(&[u8], &[u8], bool)> = Vec::new();
+    // Metadata fields (the whole field, and whether it has HELP or a unit) in first-seen order,
+    // found by family name; a whole one wins over a type alone.
+    let mut metadata: Vec<(&[u8], bool)> = Vec::new();
+    let mut families: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::new();
     for raw in &raws {
         for (field, body, whole) in fields(raw)? {
             match field {
@@ -254,9 +244,12 @@ pub fn merge_split(
                             _ => {}
                         }
                     }
-                    match metadata.iter_mut().find(|(n, ..)| *n == family) {
-                        None => metadata.push((family, whole, described)),
-                        Some(had) if described && !had.2 => *had = (family, whole, described),
+                    match families.get(family) {
+                        None => {
+                            families.insert(family, metadata.len());
+                            metadata.push((whole, described));
+                        }
+                        Some(&i) if described && !metadata[i].1 => metadata[i] = (whole, true),
                         Some(_) => {}
                     }
                 }
@@ -264,7 +257,6 @@ pub fn merge_split(
             }
         }
     }
-    let samples_total: usize = batches.iter().map(|b| b.samples).sum();
     let oldest_ms = batches
         .iter()
         .filter(|b| b.samples > 0)
@@ -297,7 +289,7 @@ pub fn merge_split(
         if buf.is_empty() && (with_series > 0 || i > 0) {
             continue;
         }
-        for (_, whole, _) in &metadata {
+        for (whole, _) in &metadata {
             buf.extend_from_slice(whole);
         }
         parts_out.push(EncodedBatch {
@@ -312,7 +304,7 @@ pub fn merge_split(
     }
     debug_assert_eq!(
         parts_out.iter().map(|p| p.samples).sum::<usize>(),
-        samples_total
+        batches.iter().map(|b| b.samples).sum::<usize>()
     );
     Ok(parts_out)
 }
@@ -484,13 +476,20 @@ mod tests {
             bb.finish()
         };
         let one = batch(1000, &[&a]);
-        assert_eq!(merge(std::slice::from_ref(&one)).unwrap().body, one.body);
-        let merged = merge(&[
-            batch(1000, &[&a]),
-            batch(2000, &[&b, &a]),
-            batch(3000, &[&a]),
-        ])
-        .unwrap();
+        assert_eq!(
+            merge_split(std::slice::from_ref(&one), 1).unwrap()[0].body,
+            one.body
+        );
+        let merged = merge_split(
+            &[
+                batch(1000, &[&a]),
+                batch(2000, &[&b, &a]),
+                batch(3000, &[&a]),
+            ],
+            1,
+        )
+        .unwrap()
+        .remove(0);
         assert_eq!((merged.samples, merged.oldest_ms), (4, 1000));
         let req = decode(&merged.body).unwrap();
         assert_eq!(req.metadata.len(), 1);
@@ -512,13 +511,16 @@ mod tests {
                 ("y".to_string(), vec![2000])
             ]
         );
-        assert!(merge(&[
-            one.clone(),
-            EncodedBatch {
-                body: Bytes::from_static(b"junk"),
-                ..one
-            }
-        ])
+        assert!(merge_split(
+            &[
+                one.clone(),
+                EncodedBatch {
+                    body: Bytes::from_static(b"junk"),
+                    ..one
+                }
+            ],
+            1
+        )
         .is_err());
     }
 

@@ -87,7 +87,7 @@ pub struct RemoteWriteSink {
     state: Mutex<State>,
     /// Which protocol and compression the receiver takes.
     wire: Mutex<Negotiator>,
-    /// Wakes the sender when the queue gains a batch or the batcher closes.
+    /// Wakes the sender when the queue gains a batch or the sink closes.
     queued: Notify,
     /// Wakes the fsync timer when a batch was appended (so an idle relay never wakes for it).
     appended: Notify,
@@ -101,7 +101,7 @@ pub struct RemoteWriteSink {
     usage: Mutex<usage::UsageFile>,
 }
 
-/// What submit, batcher and sender share.
+/// What submit, the closer and the sender share.
 struct State {
     /// The batch `submit` is filling; sealed (encoded and queued) before `submit` returns.
     pending: BatchBuilder,
@@ -183,7 +183,7 @@ impl RemoteWriteSink {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // Poisoning means a panic elsewhere; the queue itself is still consistent.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     /// See [`Sink::submit`].
@@ -356,9 +356,6 @@ impl RemoteWriteSink {
             }
         }
         drop(st);
-        if batches.len() == 1 {
-            return Some((ids, batches));
-        }
         let parts = total.div_ceil(per).max(1);
         match merge_split(&batches, parts) {
             Ok(requests) => Some((ids, requests)),
@@ -399,8 +396,8 @@ impl RemoteWriteSink {
         (until > now).then(|| until - now)
     }
 
-    /// Runs batcher and sender until `cancel`; then seals what is pending and keeps sending
-    /// until the queue is empty (the caller bounds how long).
+    /// Runs the sender until `cancel`; then seals what is pending and keeps sending until the
+    /// queue is empty (the caller bounds how long).
     async fn run_tasks(self: Arc<Self>, cancel: CancellationToken) {
         let closer = async {
             cancel.cancelled().await;
@@ -432,7 +429,7 @@ impl RemoteWriteSink {
             self.drops.summarise(&cancel)
         );
         self.lock().queue.sync(true);
-        self.usage.lock().unwrap_or_else(|p| p.into_inner()).save();
+        lock(&self.usage).save();
         self.drops.tick(true);
     }
 
@@ -634,11 +631,7 @@ impl RemoteWriteSink {
             };
             self.metrics
                 .wire_bytes(&self.cfg.name, sent, answer.wire_bytes());
-            self.usage.lock().unwrap_or_else(|p| p.into_inner()).record(
-                self.clock.now_ms(),
-                sent,
-                answer.wire_bytes(),
-            );
+            lock(&self.usage).record(self.clock.now_ms(), sent, answer.wire_bytes());
             let judged = self.lock_wire().judge(form, &answer, self.clock.now_ms());
             if judged == Judged::FellBack {
                 continue;
@@ -676,7 +669,7 @@ impl RemoteWriteSink {
     }
 
     fn lock_wire(&self) -> MutexGuard<'_, Negotiator> {
-        self.wire.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.wire)
     }
 
     /// Seals the pending batch and sends the whole queue, retrying until `deadline`. Fails
