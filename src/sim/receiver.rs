@@ -80,12 +80,7 @@ fn handle(store: &Store, req: Request) -> Response {
             st.remote_write_requests += 1;
             st.remote_write_bytes += req.body().len() as u64;
             for ts in wr.timeseries {
-                let name = ts
-                    .labels
-                    .iter()
-                    .find(|l| l.name == "__name__")
-                    .map(|l| l.value.clone())
-                    .unwrap_or_default();
+                let name = ts.metric_name().to_string();
                 let rest: Vec<String> = ts
                     .labels
                     .iter()

@@ -150,12 +150,7 @@ pub fn split_probe(batch: &rw::EncodedBatch) -> Option<(rw::EncodedBatch, rw::En
         return None;
     }
     let first = rest.timeseries.remove(0);
-    let name = first
-        .labels
-        .iter()
-        .find(|l| l.name == "__name__")
-        .map(|l| l.value.clone())
-        .unwrap_or_default();
+    let name = first.metric_name();
     let metadata = rest
         .metadata
         .iter()

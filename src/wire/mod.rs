@@ -17,4 +17,14 @@ pub mod proto_v2 {
 pub mod proto {
     #![allow(clippy::all, missing_docs)]
     include!(concat!(env!("OUT_DIR"), "/prometheus.rs"));
+
+    impl TimeSeries {
+        /// The value of its `__name__` label ("" without one).
+        pub fn metric_name(&self) -> &str {
+            self.labels
+                .iter()
+                .find(|l| l.name == "__name__")
+                .map_or("", |l| l.value.as_str())
+        }
+    }
 }
