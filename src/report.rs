@@ -177,8 +177,8 @@ pub fn data_plan(cfg: &crate::config::Config, results: &[PollResult], now_ms: i6
         let Some(rw) = spec.as_any().downcast_ref::<RemoteWriteConfig>() else {
             continue;
         };
-        let recorded = Usage::read(&cfg.relay.state_dir.join(&rw.name))
-            .and_then(|u| u.bytes_per_day().map(|d| (u, d)));
+        let dir = rw.dir(&cfg.relay.state_dir);
+        let recorded = Usage::read(&dir).and_then(|u| u.bytes_per_day().map(|d| (u, d)));
         if let Some((u, per_day)) = recorded {
             let _ = writeln!(
                 o,
@@ -210,7 +210,7 @@ pub fn data_plan(cfg: &crate::config::Config, results: &[PollResult], now_ms: i6
             o,
             "sink {}: no rate recorded yet in {} (it takes 10 minutes of traffic); this poll's {samples} samples, one request a poll: about {} a day, {} a month (remote-write 1.0 with snappy; zstd and batch_wait merging polls send less)",
             rw.name,
-            cfg.relay.state_dir.join(&rw.name).display(),
+            dir.display(),
             bytes(per_day as u64),
             month(per_day),
         );

@@ -54,11 +54,18 @@ use crate::wire::form::{convert, split_probe, Effort, V2_WRITTEN_HEADERS};
 use crate::wire::remote_write::{merge_split, BatchBuilder, EncodedBatch};
 use crate::BoxFuture;
 
+impl RemoteWriteConfig {
+    /// The sink's directory under `state_dir`: its queue, negotiated form and usage record.
+    pub fn dir(&self, state_dir: &std::path::Path) -> std::path::PathBuf {
+        state_dir.join(&self.name)
+    }
+}
+
 impl SinkConfig for RemoteWriteConfig {
     /// The queue lives durably in `<state_dir>/<sink name>/`, or in memory without a
     /// `state_dir` (one-shot commands).
     fn build(&self, ctx: &SinkContext) -> anyhow::Result<Arc<dyn Sink>> {
-        let dir = ctx.state_dir.as_ref().map(|d| d.join(&self.name));
+        let dir = ctx.state_dir.as_deref().map(|d| self.dir(d));
         Ok(Arc::new(RemoteWriteSink::new(
             self.clone(),
             ctx,
