@@ -21,30 +21,18 @@ import tempfile
 import threading
 import time
 import urllib.request
-import http.server
 
-from benchlib import ROOT, free_port
+from benchlib import ROOT, free_port, serve_exposition, start_victoria_metrics
 
 
 def exporter(n):
     t0 = time.time()
 
-    class H(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            t = time.time() - t0
-            body = "".join(f'lat_metric_{i % 40}{{id="{i}"}} {int(t * (1 + i % 7))}\n' for i in range(n)).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def body():
+        t = time.time() - t0
+        return "".join(f'lat_metric_{i % 40}{{id="{i}"}} {int(t * (1 + i % 7))}\n' for i in range(n)).encode()
 
-        def log_message(self, *a):
-            pass
-
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    return srv.server_address[1]
+    return serve_exposition(body)
 
 
 def delay_proxy(listen, target, latency):
@@ -95,11 +83,7 @@ def metric(url, name):
 
 
 def run(binary, series, latency, seconds, tmp):
-    vm_port = free_port()
-    vm = subprocess.Popen([os.path.join(ROOT, ".receivers", "bin", "victoria-metrics"),
-                           "-httpListenAddr", f"127.0.0.1:{vm_port}",
-                           "-storageDataPath", os.path.join(tmp, f"vm-{latency}"), "-loggerLevel", "ERROR"],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    vm, vm_port = start_victoria_metrics(os.path.join(tmp, f"vm-{latency}"))
     proxy_port = free_port()
     delay_proxy(proxy_port, vm_port, latency)
     exp = exporter(series)

@@ -9,16 +9,14 @@ Usage: bench/ratchet.py [--binary target/release/pushrelay] [--series 30000] [--
 Needs .receivers/bin/victoria-metrics (scripts/fetch-receivers.sh). Standard library only.
 """
 import argparse
-import http.server
 import os
 import signal
 import statistics
 import subprocess
 import tempfile
-import threading
 import time
 
-from benchlib import ROOT, free_port
+from benchlib import ROOT, serve_exposition, start_victoria_metrics
 
 
 def main():
@@ -27,34 +25,20 @@ def main():
     ap.add_argument("--series", type=int, default=30000)
     ap.add_argument("--minutes", type=int, default=30)
     a = ap.parse_args()
+    if a.minutes < 3:
+        ap.error("--minutes must be at least 3 (warm-up, then two thirds to compare)")
     tmp = tempfile.mkdtemp(prefix="pushrelay-ratchet-")
     n = a.series
     scrapes = [0]
 
-    class H(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            scrapes[0] += 1
-            k = scrapes[0]
-            body = "".join(f'metric_{i % 50}{{instance_id="host-{i}",zone="z{i % 7}"}} {i + k}\n'
-                           for i in range(n)).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            try:
-                self.wfile.write(body)
-            except BrokenPipeError:
-                pass
+    def body():
+        scrapes[0] += 1
+        k = scrapes[0]
+        return "".join(f'metric_{i % 50}{{instance_id="host-{i}",zone="z{i % 7}"}} {i + k}\n'
+                       for i in range(n)).encode()
 
-        def log_message(self, *x):
-            pass
-
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    vp = free_port()
-    vm = subprocess.Popen([os.path.join(ROOT, ".receivers", "bin", "victoria-metrics"),
-                           "-httpListenAddr", f"127.0.0.1:{vp}", "-storageDataPath", tmp + "/vm",
-                           "-loggerLevel", "ERROR"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    exporter = serve_exposition(body)
+    vm, vp = start_victoria_metrics(tmp + "/vm")
     time.sleep(2)
     cfg = tmp + "/relay.toml"
     with open(cfg, "w") as f:
@@ -65,7 +49,7 @@ state_dir = "{tmp}/state"
 [[source]]
 type = "scrape"
 name = "node"
-url = "http://127.0.0.1:{srv.server_address[1]}/metrics"
+url = "http://127.0.0.1:{exporter}/metrics"
 
 [[sink]]
 type = "remote_write"
