@@ -439,7 +439,14 @@ async fn a_cut_live_segment_costs_at_most_what_was_cut() {
 fn batches_said_lost(log: &str) -> u64 {
     log.lines()
         .filter(|l| l.contains("queued in the cut part are lost"))
-        .filter_map(|l| l.split(": the ").nth(1)?.split(' ').next()?.parse::<u64>().ok())
+        .filter_map(|l| {
+            l.split(": the ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
         .sum()
 }
 
