@@ -261,6 +261,20 @@ impl Labels {
         self.0.is_none()
     }
 
+    /// Whether another handle shares this set's buffer (several series of a source built
+    /// from one set).
+    pub fn is_shared(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|b| std::sync::Arc::strong_count(b) > 1)
+    }
+
+    /// The address of the set's buffer (0 for the empty set): the same for every clone of one
+    /// set while any of them lives.
+    pub fn buffer_id(&self) -> usize {
+        self.0.as_ref().map_or(0, |b| b.as_ptr() as usize)
+    }
+
     /// Heap bytes this set holds (its text and two separators a label).
     pub fn heap_bytes(&self) -> usize {
         self.bytes().len()

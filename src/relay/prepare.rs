@@ -2,8 +2,9 @@
 //! `metric_relabel_configs` and limits ([`SeriesRules`]), external labels, the per-poll report
 //! series (`up`, ...) and the series that went stale.
 
-use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hash, Hasher};
+
+use hashbrown::HashTable;
 
 use crate::model::{Family, Labels, MetricType, SeriesName, Snapshot};
 pub use crate::relabel::SeriesRules;
@@ -16,18 +17,25 @@ pub struct Preparer {
     /// Whether to add `up`, `scrape_duration_seconds` and `scrape_samples_scraped`.
     report: bool,
     /// The series of the previous poll that carried no timestamp of their own, by key.
-    previous: HashMap<SeriesKey, (SeriesName, Labels)>,
-    /// Two independent hashers: a series' key is both hashes of its name and labels, so two
-    /// different series share a key with odds of about 2^-128 per pair.
+    previous: HashTable<(SeriesKey, SeriesName, Labels)>,
+    /// Two independently seeded hashers: a series' key is both hashes of its name and labels,
+    /// so two different series share a key with odds of about 2^-128 per pair. foldhash, not
+    /// SipHash: hashing every series of every poll was a fifth of the relay's instructions,
+    /// and its per-process random seeds keep the keys unpredictable to whoever names a series.
     hashers: (
-        std::collections::hash_map::RandomState,
-        std::collections::hash_map::RandomState,
+        foldhash::quality::RandomState,
+        foldhash::quality::RandomState,
     ),
     rules: SeriesRules,
 }
 
 /// A series (name and labels) as two 64-bit hashes.
 type SeriesKey = (u64, u64);
+
+/// Within one poll: the target labels of each label set several series of the source share,
+/// by [`Labels::buffer_id`], with the source's set kept alive so its address stays its own.
+type SharedTargets =
+    std::collections::HashMap<usize, (Labels, Labels), foldhash::fast::RandomState>;
 
 /// The series the relay adds for every poll, as Prometheus does for every scrape.
 const REPORT_NAMES: [&str; 3] = ["up", "scrape_duration_seconds", "scrape_samples_scraped"];
@@ -39,7 +47,7 @@ impl Preparer {
             instance: instance.to_string(),
             external: external.clone(),
             report,
-            previous: HashMap::new(),
+            previous: HashTable::new(),
             hashers: Default::default(),
             rules: SeriesRules::default(),
         }
@@ -56,8 +64,10 @@ impl Preparer {
     /// The last snapshot of a source that is gone (removed by a reload): no samples, every
     /// series it had ends with a stale marker, as Prometheus does for a removed target.
     pub fn retire(&mut self, at_ms: i64) -> Snapshot {
-        let mut stale: Vec<(SeriesName, Labels)> =
-            std::mem::take(&mut self.previous).into_values().collect();
+        let mut stale: Vec<(SeriesName, Labels)> = std::mem::take(&mut self.previous)
+            .into_iter()
+            .map(|(_, name, labels)| (name, labels))
+            .collect();
         stale.sort();
         Snapshot {
             source: self.job.clone(),
@@ -68,7 +78,7 @@ impl Preparer {
     }
 
     fn key(&self, name: &str, labels: &Labels) -> SeriesKey {
-        let hash = |b: &std::collections::hash_map::RandomState| {
+        let hash = |b: &foldhash::quality::RandomState| {
             let mut h = b.build_hasher();
             name.hash(&mut h);
             labels.hash(&mut h);
@@ -137,6 +147,7 @@ impl Preparer {
         // would otherwise hold two copies of every vector for a moment.
         let mut count: u64 = 0;
         let mut error: Option<String> = None;
+        let mut shared = SharedTargets::default();
         raw.retain_mut(|fam| {
             if error.is_some() {
                 return false;
@@ -146,7 +157,7 @@ impl Preparer {
                 if error.is_some() {
                     return false;
                 }
-                match self.rule_sample(s, bare, &mut count) {
+                match self.rule_sample(s, bare, &mut shared, &mut count) {
                     Ok(keep) => keep,
                     Err(e) => {
                         error = Some(e);
@@ -169,10 +180,18 @@ impl Preparer {
         &self,
         s: &mut crate::model::Sample,
         bare: &Labels,
+        shared: &mut SharedTargets,
         count: &mut u64,
     ) -> Result<bool, String> {
         let labels = if s.labels.is_empty() {
             bare.clone()
+        } else if s.labels.is_shared() {
+            // One target set for every series sharing the source's set (an EMQX client's
+            // dozen series), not one each.
+            let (_, target) = shared
+                .entry(s.labels.buffer_id())
+                .or_insert_with(|| (s.labels.clone(), self.target_labels(&s.labels)));
+            target.clone()
         } else {
             self.target_labels(&s.labels)
         };
@@ -232,7 +251,17 @@ impl Preparer {
         let up = result.is_some();
         let mut raw = result.unwrap_or_default();
         // This poll's series by key only: the labels stay in the samples, not in a second copy.
-        let mut current: HashSet<SeriesKey> = HashSet::with_capacity(self.previous.len());
+        // Each key is computed once; `keys` holds them in sample order for the new index.
+        let mut current: HashTable<SeriesKey> = HashTable::with_capacity(self.previous.len());
+        let mut keys: Vec<SeriesKey> = Vec::with_capacity(self.previous.len() + 3);
+        let mut first = |k: SeriesKey| match current.entry(k.0, |c| *c == k, |c| c.0) {
+            hashbrown::hash_table::Entry::Occupied(_) => false,
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert(k);
+                keys.push(k);
+                true
+            }
+        };
         let mut report = Vec::with_capacity(3);
         if self.report {
             for (name, help, value) in [
@@ -254,7 +283,7 @@ impl Preparer {
             ] {
                 let mut f = Family::new(name, MetricType::Gauge, help);
                 f.push(base.clone(), value);
-                current.insert(self.key(name, &base));
+                first(self.key(name, &base));
                 report.push(f);
             }
         }
@@ -262,7 +291,7 @@ impl Preparer {
             fam.samples.retain(|s| {
                 // A repeat of a report series or an earlier sample is dropped: one poll holds
                 // one value per series.
-                s.timestamp_ms.is_some() || current.insert(self.key(&s.name, &s.labels))
+                s.timestamp_ms.is_some() || first(self.key(&s.name, &s.labels))
             });
         }
         // The report families go first; the others stay in their vector (grown by three).
@@ -274,17 +303,19 @@ impl Preparer {
         // snapshot.
         let mut stale: Vec<(SeriesName, Labels)> = std::mem::take(&mut self.previous)
             .into_iter()
-            .filter(|(k, _)| !current.contains(k))
-            .map(|(_, series)| series)
+            .filter(|(k, ..)| current.find(k.0, |c| c == k).is_none())
+            .map(|(_, name, labels)| (name, labels))
             .collect();
+        drop(current);
         stale.sort();
-        let mut previous = HashMap::with_capacity(current.len());
-        for s in families.iter().flat_map(|f| &f.samples) {
-            if s.timestamp_ms.is_none() {
-                previous
-                    .entry(self.key(&s.name, &s.labels))
-                    .or_insert_with(|| (s.name.clone(), s.labels.clone()));
-            }
+        // `keys` follows the samples without a timestamp, in order, each series once.
+        let mut previous = HashTable::with_capacity(keys.len());
+        let untimed = families
+            .iter()
+            .flat_map(|f| &f.samples)
+            .filter(|s| s.timestamp_ms.is_none());
+        for (s, k) in untimed.zip(keys) {
+            previous.insert_unique(k.0, (k, s.name.clone(), s.labels.clone()), |e| e.0 .0);
         }
         self.previous = previous;
         let snapshot = Snapshot {
@@ -334,6 +365,27 @@ mod tests {
             l.to_string(),
             r#"{env="mine",exported_instance="i",exported_job="other",instance="h:9100",job="node",site="home"}"#
         );
+    }
+
+    #[test]
+    fn series_sharing_a_label_set_share_their_target_set() {
+        let mut p = Preparer::new("emqx", "h:18083", &ext(), false);
+        let client = Labels::from_pairs([("client_id", "c1")]).unwrap();
+        let other = Labels::from_pairs([("client_id", "c2")]).unwrap();
+        let mut a = Family::new("a", MetricType::Gauge, "");
+        let mut b = Family::new("b", MetricType::Gauge, "");
+        a.push(client.clone(), 1.0);
+        a.push(other, 2.0);
+        b.push(client.clone(), 3.0);
+        drop(client);
+        let s = p.prepare(Some(vec![a, b]), 1, 0.0);
+        let (a, b) = (&s.families[0].samples, &s.families[1].samples);
+        let want = r#"{client_id="c1",env="x",instance="h:18083",job="emqx",site="home"}"#;
+        assert_eq!(a[0].labels.to_string(), want);
+        assert_eq!(b[0].labels, a[0].labels);
+        assert_eq!(b[0].labels.buffer_id(), a[0].labels.buffer_id(), "one buffer");
+        assert!(a[1].labels.to_string().contains(r#"client_id="c2""#));
+        assert_ne!(a[1].labels.buffer_id(), a[0].labels.buffer_id());
     }
 
     #[test]

@@ -139,8 +139,9 @@ impl BuildContext {
 pub struct StateFile {
     path: PathBuf,
     writable: bool,
-    /// What the last successful save wrote.
-    last_written: Option<Vec<u8>>,
+    /// Length and hash of what the last successful save wrote (not the body itself: a
+    /// 10,000-client EMQX state is ~8 MB, held for good).
+    last_written: Option<(usize, u64)>,
     /// When the last successful write happened (tokio's clock), for [`StateFile::save_bounded`].
     written_at: Option<tokio::time::Instant>,
     /// Whether the last save failed (logged once until a save works again).
@@ -185,13 +186,20 @@ impl StateFile {
             Ok(b) => b,
             Err(e) => return self.failed(&e.to_string()),
         };
-        if self.last_written.as_ref() == Some(&body) {
+        use std::hash::BuildHasher;
+        // A fixed seed, so equal bodies hash equal across saves; a collision would only skip
+        // rewriting a state that changed until the next change.
+        let digest = (
+            body.len(),
+            foldhash::quality::FixedState::default().hash_one(&body),
+        );
+        if self.last_written == Some(digest) {
             self.written_at = Some(tokio::time::Instant::now());
             return;
         }
         match self.write(&body) {
             Ok(()) => {
-                self.last_written = Some(body);
+                self.last_written = Some(digest);
                 self.written_at = Some(tokio::time::Instant::now());
                 self.failing = false;
             }

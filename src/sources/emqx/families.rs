@@ -86,123 +86,211 @@ fn family(name: &str, kind: MetricType, help: &str) -> Family {
     Family::new(format!("{P}_{name}{suffix}"), kind, help)
 }
 
-fn push(f: &mut Family, labels: Labels, value: f64) {
-    f.push(labels, value);
+/// A family being built for every row, or `None` when its flag is off (nothing is built for
+/// it then: at 10,000 clients the families left out by default are 140,000 series).
+struct Slot(Option<Family>);
+
+impl Slot {
+    /// `per_row` samples reserved a row: every family's vector is sized once.
+    fn new(
+        on: bool,
+        kind: MetricType,
+        name: &str,
+        help: &str,
+        rows: usize,
+        per_row: usize,
+    ) -> Slot {
+        Slot(on.then(|| {
+            let mut f = family(name, kind, help);
+            f.samples.reserve_exact(rows * per_row);
+            f
+        }))
+    }
+
+    fn push(&mut self, labels: &Labels, value: f64) {
+        if let Some(f) = &mut self.0 {
+            f.push(labels.clone(), value);
+        }
+    }
+
+    /// Pushes a sample whose labels are built only when the family is on.
+    fn push_with(&mut self, labels: impl FnOnce() -> Labels, value: f64) {
+        if let Some(f) = &mut self.0 {
+            f.push(labels(), value);
+        }
+    }
+
+    fn is_on(&self) -> bool {
+        self.0.is_some()
+    }
 }
 
-/// Builds every family for `rows`, in emqx-client-monitor's order, then the additions.
+/// Builds every family for `rows`, in emqx-client-monitor's order, then the additions. The
+/// series of one client with the same labels share one label set.
 pub fn build(broker: &str, flags: &EmqxFlags, monotonic: bool, rows: &[Row]) -> Vec<Family> {
-    let gauge = |n: &str, h: &str| family(n, MetricType::Gauge, h);
-    let counter = |n: &str, h: &str| family(n, MetricType::Counter, h);
-    let mut connected = gauge("connected", "Is client connected");
-    let mut subs = gauge("subscriptions", "Number of subscriptions");
-    let mut inflight = gauge("inflights", "Number of inflight messages");
-    let mut created = gauge("created_at", "Client creation time (epoch seconds)");
-    let mut conn_at = gauge("connected_at", "Client last connected time (epoch seconds)");
-    let mut processed = counter(PROCESSED.0, PROCESSED.1);
-    let mut by_qos = counter(
+    let f = flags;
+    let n = rows.len();
+    let (gauge, counter) = (MetricType::Gauge, MetricType::Counter);
+    let mut connected = Slot::new(true, gauge, "connected", "Is client connected", n, 1);
+    let mut subs = Slot::new(
+        f.enable_subscription_count,
+        gauge,
+        "subscriptions",
+        "Number of subscriptions",
+        n,
+        1,
+    );
+    let mut inflight = Slot::new(
+        f.enable_inflight_metrics,
+        gauge,
+        "inflights",
+        "Number of inflight messages",
+        n,
+        1,
+    );
+    let mut created = Slot::new(
+        f.enable_dates,
+        gauge,
+        "created_at",
+        "Client creation time (epoch seconds)",
+        n,
+        1,
+    );
+    let mut conn_at = Slot::new(
+        f.enable_dates,
+        gauge,
+        "connected_at",
+        "Client last connected time (epoch seconds)",
+        n,
+        1,
+    );
+    let on = f.enable_processed_counters;
+    let mut processed = Slot::new(on, counter, PROCESSED.0, PROCESSED.1, n, 2);
+    let mut by_qos = Slot::new(
+        on && f.enable_qos_split,
+        counter,
         "messages_processed_by_qos",
         "Number of received messages processed split by QoS",
+        n,
+        BY_QOS.len(),
     );
-    let mut dropped = counter(DROPPED.0, DROPPED.1);
-    let mut by_reason = counter(
+    let on = f.enable_dropped_counters;
+    let mut dropped = Slot::new(on, counter, DROPPED.0, DROPPED.1, n, 2);
+    let mut by_reason = Slot::new(
+        on && f.enable_reason_split,
+        counter,
         "messages_dropped_by_reason",
         "Number of received messages dropped split by reason",
+        n,
+        BY_REASON.len(),
     );
-    let mut bytes = counter(BYTES.0, BYTES.1);
-    let mut packets = counter(PACKETS.0, PACKETS.1);
-    let mut last_seen = gauge(
+    let mut bytes = Slot::new(f.enable_bytes_metrics, counter, BYTES.0, BYTES.1, n, 2);
+    let mut packets = Slot::new(f.enable_packet_metrics, counter, PACKETS.0, PACKETS.1, n, 2);
+    let mut last_seen = Slot::new(
+        true,
+        gauge,
         "last_seen_timestamp_seconds",
         "When the EMQX API last listed the client (epoch seconds)",
+        n,
+        1,
     );
-    let mut reconnects = counter(
+    let mut reconnects = Slot::new(
+        true,
+        counter,
         "reconnects",
         "Reconnects pushrelay has seen (a new connected_at, or counters restarting)",
+        n,
+        1,
     );
-    let mut mqueue = gauge(
+    let mut mqueue = Slot::new(
+        true,
+        gauge,
         "mqueue_length",
         "Messages waiting in the client's session queue",
+        n,
+        1,
     );
-    let mut mqueue_dropped = counter(
+    let mut mqueue_dropped = Slot::new(
+        true,
+        counter,
         "mqueue_dropped",
         "Messages dropped from the client's session queue because it was full",
+        n,
+        1,
     );
+    let directed = [&processed, &dropped, &bytes, &packets]
+        .iter()
+        .any(|s| s.is_on());
 
     for row in rows {
         let l = |extra: &[(&str, &str)]| labels(broker, row, extra);
+        let base = l(&[]);
         let Some(t) = row.tracked else {
-            push(&mut connected, l(&[]), 0.0);
+            connected.push(&base, 0.0);
             continue;
         };
-        push(
-            &mut connected,
-            l(&[]),
-            if t.present && t.connected { 1.0 } else { 0.0 },
-        );
-        push(&mut subs, l(&[]), t.subscriptions.unwrap_or(0.0));
-        push(&mut inflight, l(&[]), t.inflight.unwrap_or(0.0));
+        connected.push(&base, if t.present && t.connected { 1.0 } else { 0.0 });
+        subs.push(&base, t.subscriptions.unwrap_or(0.0));
+        inflight.push(&base, t.inflight.unwrap_or(0.0));
         if let Some(v) = t.created_at {
-            push(&mut created, l(&[]), v);
+            created.push(&base, v);
         }
         if let Some(v) = t.connected_at {
-            push(&mut conn_at, l(&[]), v);
+            conn_at.push(&base, v);
         }
         let c = |k: &str| t.counter(k, monotonic);
-        for (fam, split) in [
-            (&mut processed, PROCESSED),
-            (&mut dropped, DROPPED),
-            (&mut bytes, BYTES),
-            (&mut packets, PACKETS),
-        ] {
-            push(fam, l(&[("direction", "rx")]), c(split.2));
-            push(fam, l(&[("direction", "tx")]), c(split.3));
+        if directed {
+            let rx = l(&[("direction", "rx")]);
+            let tx = l(&[("direction", "tx")]);
+            for (fam, split) in [
+                (&mut processed, PROCESSED),
+                (&mut dropped, DROPPED),
+                (&mut bytes, BYTES),
+                (&mut packets, PACKETS),
+            ] {
+                fam.push(&rx, c(split.2));
+                fam.push(&tx, c(split.3));
+            }
         }
         for (dir, qos, key) in BY_QOS {
-            push(&mut by_qos, l(&[("direction", dir), ("qos", qos)]), c(key));
+            by_qos.push_with(|| l(&[("direction", dir), ("qos", qos)]), c(key));
         }
         for (dir, reason, key) in BY_REASON {
-            push(
-                &mut by_reason,
-                l(&[("direction", dir), ("reason", reason)]),
-                c(key),
-            );
+            by_reason.push_with(|| l(&[("direction", dir), ("reason", reason)]), c(key));
         }
-        push(&mut last_seen, l(&[]), t.last_seen_ms as f64 / 1000.0);
-        push(&mut reconnects, l(&[]), t.reconnects as f64);
+        last_seen.push(&base, t.last_seen_ms as f64 / 1000.0);
+        reconnects.push(&base, t.reconnects as f64);
         if let Some(v) = t.mqueue_len {
-            push(&mut mqueue, l(&[]), v);
+            mqueue.push(&base, v);
         }
-        push(&mut mqueue_dropped, l(&[]), c("mqueue_dropped"));
+        mqueue_dropped.push(&base, c("mqueue_dropped"));
     }
 
-    let mut out = vec![connected];
-    let f = flags;
-    let gated = [
-        (f.enable_subscription_count, subs),
-        (f.enable_inflight_metrics, inflight),
-        (f.enable_dates, created),
-        (f.enable_dates, conn_at),
-        (f.enable_processed_counters, processed),
-        (f.enable_processed_counters && f.enable_qos_split, by_qos),
-        (f.enable_dropped_counters, dropped),
-        (
-            f.enable_dropped_counters && f.enable_reason_split,
-            by_reason,
-        ),
-        (f.enable_bytes_metrics, bytes),
-        (f.enable_packet_metrics, packets),
-        (true, last_seen),
-        (true, reconnects),
-        (true, mqueue),
-        (true, mqueue_dropped),
-    ];
-    out.extend(
-        gated
+    // `connected` even when empty (no client yet), the others only when they hold a sample.
+    let connected = connected.0.into_iter();
+    connected
+        .chain(
+            [
+                subs,
+                inflight,
+                created,
+                conn_at,
+                processed,
+                by_qos,
+                dropped,
+                by_reason,
+                bytes,
+                packets,
+                last_seen,
+                reconnects,
+                mqueue,
+                mqueue_dropped,
+            ]
             .into_iter()
-            .filter(|(on, fam)| *on && !fam.samples.is_empty())
-            .map(|(_, fam)| fam),
-    );
-    out
+            .filter_map(|s| s.0)
+            .filter(|fam| !fam.samples.is_empty()),
+        )
+        .collect()
 }
 
 #[cfg(test)]

@@ -62,7 +62,8 @@ pub struct EmqxSource {
     multi_id: Option<bool>,
     /// `check` (all-clients mode) or `check --all`: keep the full listing for the table.
     inspect: bool,
-    /// The clients of the last successful poll, by id (raw, for the `check` table).
+    /// Monitored-clients mode: the clients of the last successful poll, by id (raw, for the
+    /// `check` table; all-clients mode lists them in `listing` when inspecting).
     last_objects: BTreeMap<String, ClientObject>,
     /// Every client the broker listed (inspection only).
     listing: Option<Result<Vec<ClientObject>, String>>,
@@ -191,10 +192,10 @@ impl EmqxSource {
             let (data, meta) = (&page_of.data, page_of.meta.as_ref());
             let mut new = 0;
             for raw in data {
-                // One client's tree at a time: a page is never a tree as a whole.
-                let item: Value = serde_json::from_str(raw.get())
+                // One client at a time, and of it only the keys read: a page is never a tree.
+                let item = ClientObject::from_text(raw.get())
                     .map_err(|e| SourceError::Invalid(format!("answer is not JSON: {e}")))?;
-                match ClientObject::from_json(&item) {
+                match item {
                     Some(c) if seen.insert(c.client_id.clone()) => {
                         new += 1;
                         out.push(c);
@@ -382,7 +383,10 @@ impl EmqxSource {
             (monitored.is_empty() || monitored.contains(id.as_str()))
                 && !t.forgotten(now, forget_ms)
         });
-        self.last_objects = by_id;
+        // Kept for `check`'s table of monitored clients; all-clients mode has `listing`.
+        if !self.cfg.clients.is_empty() {
+            self.last_objects = by_id;
+        }
         reconnected
     }
 

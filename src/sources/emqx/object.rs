@@ -1,8 +1,10 @@
 //! Reads one EMQX client object liberally: dotted literal keys, `null`s, `"infinity"`, numbers
 //! sent as strings, RFC 3339 dates with any offset, unknown keys ignored.
 
-use std::collections::BTreeMap;
+use std::fmt;
 
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 /// The per-connection counters pushrelay tracks, by their EMQX key. Every one of them restarts
@@ -45,20 +47,66 @@ pub struct ClientObject {
     pub inflight: Option<f64>,
     pub mqueue_len: Option<f64>,
     /// The counters present in the object (durable sessions may have none).
-    pub counters: BTreeMap<&'static str, f64>,
+    pub counters: Counters,
+}
+
+/// The keys of a client object pushrelay reads besides [`COUNTER_KEYS`].
+const FIELD_KEYS: [&str; 8] = [
+    "clientid",
+    "connected",
+    "created_at",
+    "connected_at",
+    "keepalive",
+    "subscriptions_cnt",
+    "inflight_cnt",
+    "mqueue_len",
+];
+
+/// How many keys pushrelay reads: [`FIELD_KEYS`] then [`COUNTER_KEYS`].
+const READ_KEYS: usize = FIELD_KEYS.len() + COUNTER_KEYS.len();
+
+/// The index of `key` among [`FIELD_KEYS`] then [`COUNTER_KEYS`]. A `match`, not a search: it runs for every key of every
+/// client object (about 50 each), and most are not read.
+fn read_index(key: &str) -> Option<usize> {
+    let field = match key {
+        "clientid" => 0,
+        "connected" => 1,
+        "created_at" => 2,
+        "connected_at" => 3,
+        "keepalive" => 4,
+        "subscriptions_cnt" => 5,
+        "inflight_cnt" => 6,
+        "mqueue_len" => 7,
+        _ => return Counters::index(key).map(|i| FIELD_KEYS.len() + i),
+    };
+    debug_assert_eq!(FIELD_KEYS[field], key);
+    Some(field)
 }
 
 impl ClientObject {
     /// Reads a client object; `None` when it is not an object or has no usable `clientid`.
     pub fn from_json(v: &Value) -> Option<ClientObject> {
         let o = v.as_object()?;
-        let client_id = match o.get("clientid")? {
+        ClientObject::read(|k| o.get(k))
+    }
+
+    /// Reads a client object from its JSON text, building only the values of the keys it reads
+    /// (an EMQX 5 client object has about 50 keys; a tree of all of them cost most of a poll).
+    /// `Ok(None)` where [`ClientObject::from_json`] gives `None`; `Err` when it is not JSON.
+    pub fn from_text(text: &str) -> Result<Option<ClientObject>, serde_json::Error> {
+        let Picked(values) = serde_json::from_str(text)?;
+        Ok(values.and_then(|v| ClientObject::read(|k| read_index(k).and_then(|i| v[i].as_ref()))))
+    }
+
+    /// The liberal reading of the keys `get` finds (a `null` counts as missing).
+    fn read<'v>(get: impl Fn(&str) -> Option<&'v Value>) -> Option<ClientObject> {
+        let client_id = match get("clientid")? {
             Value::String(s) if !s.is_empty() => s.clone(),
             Value::Number(n) => n.to_string(),
             _ => return None,
         };
-        let num = |k: &str| o.get(k).and_then(number);
-        let mut counters = BTreeMap::new();
+        let num = |k: &str| get(k).and_then(number);
+        let mut counters = Counters::default();
         for k in COUNTER_KEYS {
             if let Some(v) = num(k) {
                 counters.insert(k, v);
@@ -66,15 +114,184 @@ impl ClientObject {
         }
         Some(ClientObject {
             client_id,
-            connected: o.get("connected").is_some_and(truthy),
-            created_at: o.get("created_at").and_then(timestamp),
-            connected_at: o.get("connected_at").and_then(timestamp),
+            connected: get("connected").is_some_and(truthy),
+            created_at: get("created_at").and_then(timestamp),
+            connected_at: get("connected_at").and_then(timestamp),
             keepalive: num("keepalive"),
             subscriptions: num("subscriptions_cnt"),
             inflight: num("inflight_cnt"),
             mqueue_len: num("mqueue_len"),
             counters,
         })
+    }
+}
+
+/// The values of the keys pushrelay reads, by [`read_index`] (the last of a repeated key,
+/// as a JSON tree keeps it); `None` when the text is not an object.
+struct Picked(Option<Vec<Option<Value>>>);
+
+impl<'de> Deserialize<'de> for Picked {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Picked, D::Error> {
+        struct PickedVisitor;
+        impl<'de> Visitor<'de> for PickedVisitor {
+            type Value = Picked;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a client object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Picked, A::Error> {
+                let mut values = vec![None; READ_KEYS];
+                while let Some(key) = map.next_key_seed(KeyIndex)? {
+                    match key {
+                        Some(i) => values[i] = Some(map.next_value::<Value>()?),
+                        None => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(Picked(Some(values)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Picked, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Picked(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Picked, E> {
+                Ok(Picked(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Picked, E> {
+                Ok(Picked(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Picked, E> {
+                Ok(Picked(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Picked, E> {
+                Ok(Picked(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Picked, E> {
+                Ok(Picked(None))
+            }
+            fn visit_unit<E>(self) -> Result<Picked, E> {
+                Ok(Picked(None))
+            }
+        }
+        d.deserialize_any(PickedVisitor)
+    }
+}
+
+/// A key of a client object as the index of a key pushrelay reads (`None`: one it skips),
+/// compared without copying it.
+struct KeyIndex;
+
+impl<'de> DeserializeSeed<'de> for KeyIndex {
+    type Value = Option<usize>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+        d.deserialize_str(KeyIndex)
+    }
+}
+
+impl Visitor<'_> for KeyIndex {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_str<E>(self, key: &str) -> Result<Option<usize>, E> {
+        Ok(read_index(key))
+    }
+}
+
+/// One value per [`COUNTER_KEYS`] entry, each known or not, in a fixed array (a map of owned
+/// keys per client cost ~2 KB; this is 168 bytes). Stored as a JSON object of the known ones,
+/// the same shape as before it was an array.
+#[derive(Clone, Copy)]
+pub struct Counters([f64; COUNTER_KEYS.len()]);
+
+impl Default for Counters {
+    fn default() -> Counters {
+        // NaN marks "not known": every value stored is finite (see `number`).
+        Counters([f64::NAN; COUNTER_KEYS.len()])
+    }
+}
+
+impl Counters {
+    /// The [`COUNTER_KEYS`] index of `key`: every counter key starts `recv_`, `send_` or
+    /// `mqueue_`, so most keys of an object are turned away after a byte or two.
+    fn index(key: &str) -> Option<usize> {
+        if !(key.starts_with("recv_") || key.starts_with("send_") || key.starts_with("mqueue_")) {
+            return None;
+        }
+        COUNTER_KEYS.iter().position(|k| *k == key)
+    }
+
+    /// The value of `key`, when known.
+    pub fn get(&self, key: &str) -> Option<&f64> {
+        Counters::index(key)
+            .map(|i| &self.0[i])
+            .filter(|v| !v.is_nan())
+    }
+
+    /// Sets `key` (one of [`COUNTER_KEYS`]; any other key is ignored) to a finite `value`.
+    pub fn insert(&mut self, key: &str, value: f64) {
+        if let (Some(i), true) = (Counters::index(key), value.is_finite()) {
+            self.0[i] = value;
+        }
+    }
+
+    /// The known values, in [`COUNTER_KEYS`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, f64)> + '_ {
+        COUNTER_KEYS
+            .iter()
+            .zip(self.0)
+            .filter(|(_, v)| !v.is_nan())
+            .map(|(k, v)| (*k, v))
+    }
+
+    /// Takes the known values out, leaving none known.
+    pub fn take(&mut self) -> Counters {
+        std::mem::take(self)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+}
+
+impl PartialEq for Counters {
+    fn eq(&self, other: &Counters) -> bool {
+        let same = |(a, b): (&f64, &f64)| a == b || (a.is_nan() && b.is_nan());
+        self.0.iter().zip(&other.0).all(same)
+    }
+}
+
+impl fmt::Debug for Counters {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for Counters {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Counters {
+    /// A map of counter key to number; keys pushrelay does not track are skipped.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Counters, D::Error> {
+        struct CountersVisitor;
+        impl<'de> Visitor<'de> for CountersVisitor {
+            type Value = Counters;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map of counters")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Counters, A::Error> {
+                let mut c = Counters::default();
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    let v = map.next_value::<f64>()?;
+                    c.insert(&key, v);
+                }
+                Ok(c)
+            }
+        }
+        d.deserialize_map(CountersVisitor)
     }
 }
 
@@ -171,6 +388,69 @@ mod tests {
         assert_eq!(c.counters.get("recv_oct"), Some(&1000.0));
         assert_eq!(c.counters.get("send_pkt"), None, "negative is unknown");
         assert_eq!(c.counters.get("send_msg"), None);
+    }
+
+    #[test]
+    fn reading_the_text_matches_reading_the_tree() {
+        let texts = [
+            r#"{"clientid": "dev/1 ü", "username": null, "connected": true,
+                "created_at": "2025-11-22T01:51:28.905+01:00", "connected_at": null,
+                "keepalive": 60, "subscriptions_cnt": "3", "inflight_cnt": 0, "mqueue_len": null,
+                "recv_msg": 10, "recv_msg.qos1": "4", "send_msg.dropped.too_large": 1,
+                "recv_oct": 1.0e3, "send_pkt": -1, "something_new": {"nested": [1, {"recv_msg": 9}]}}"#,
+            r#"{"clientid": "a", "recv_msg": 1, "recv_msg": 2, "connected": "true"}"#,
+            r#"{"client\u0069d": 42, "recv\u005fmsg": 3, "mqueue_len": "7"}"#,
+            r#"{"clientid": null}"#,
+            r#"{"clientid": ["a"]}"#,
+            r#"[{"clientid": "a"}]"#,
+            r#""a""#,
+            "12",
+            "true",
+            "null",
+        ];
+        for text in texts {
+            let tree: Value = serde_json::from_str(text).unwrap();
+            let read = ClientObject::from_text(text).unwrap();
+            assert_eq!(read, ClientObject::from_json(&tree), "{text}");
+        }
+        let dup = ClientObject::from_text(texts[1]).unwrap().unwrap();
+        assert_eq!(
+            dup.counters.get("recv_msg"),
+            Some(&2.0),
+            "the last one, as a tree"
+        );
+        let escaped = ClientObject::from_text(texts[2]).unwrap().unwrap();
+        assert_eq!(escaped.client_id, "42");
+        assert_eq!(escaped.counters.get("recv_msg"), Some(&3.0));
+        assert!(ClientObject::from_text(r#"{"clientid": "#).is_err());
+    }
+
+    #[test]
+    fn every_read_key_has_its_own_index() {
+        let keys: Vec<&str> = FIELD_KEYS.iter().chain(&COUNTER_KEYS).copied().collect();
+        assert_eq!(keys.len(), READ_KEYS);
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(read_index(k), Some(i), "{k}");
+        }
+        for other in ["", "recv_", "username", "mqueue_max", "send_msg.qos3"] {
+            assert_eq!(read_index(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn counters_are_stored_as_a_map_of_the_known_ones() {
+        let mut c = Counters::default();
+        assert!(c.is_empty());
+        c.insert("recv_msg", 5.0);
+        c.insert("send_oct", 0.0);
+        c.insert("not_a_counter", 1.0);
+        let text = serde_json::to_string(&c).unwrap();
+        assert_eq!(text, r#"{"recv_msg":5.0,"send_oct":0.0}"#);
+        let back: Counters =
+            serde_json::from_str(r#"{"recv_msg":5,"send_oct":0,"gone_key":3}"#).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(c.take(), back);
+        assert!(c.is_empty() && c.get("recv_msg").is_none());
     }
 
     #[test]

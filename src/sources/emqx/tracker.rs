@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::object::ClientObject;
+use super::object::{ClientObject, Counters};
 
 /// The persisted state of one source (`state_dir/sources/<name>.json`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -34,9 +34,9 @@ pub struct Tracked {
     pub inflight: Option<f64>,
     pub mqueue_len: Option<f64>,
     /// The current connection's counters as EMQX last reported them.
-    pub raw: BTreeMap<String, f64>,
+    pub raw: Counters,
     /// The sum of each counter's last value on every earlier connection.
-    pub offset: BTreeMap<String, f64>,
+    pub offset: Counters,
     /// Reconnects seen (a new `connected_at`, or counters that went backwards).
     pub reconnects: u64,
 }
@@ -51,17 +51,18 @@ impl Tracked {
         let went_back = obj
             .counters
             .iter()
-            .any(|(k, v)| self.raw.get(*k).is_some_and(|old| v < old));
+            .any(|(k, v)| self.raw.get(k).is_some_and(|old| v < *old));
         let reconnected = new_connection || went_back;
         if reconnected {
             self.reconnects += 1;
-            for (k, old) in std::mem::take(&mut self.raw) {
-                *self.offset.entry(k).or_insert(0.0) += old;
+            for (k, old) in self.raw.take().iter() {
+                let before = self.offset.get(k).copied().unwrap_or(0.0);
+                self.offset.insert(k, before + old);
             }
         }
         // A counter the object leaves out (durable sessions) keeps its last value.
-        for (k, v) in &obj.counters {
-            self.raw.insert((*k).to_string(), *v);
+        for (k, v) in obj.counters.iter() {
+            self.raw.insert(k, v);
         }
         self.last_seen_ms = now_ms;
         self.present = true;
