@@ -383,7 +383,11 @@ mod tests {
         let want = r#"{client_id="c1",env="x",instance="h:18083",job="emqx",site="home"}"#;
         assert_eq!(a[0].labels.to_string(), want);
         assert_eq!(b[0].labels, a[0].labels);
-        assert_eq!(b[0].labels.buffer_id(), a[0].labels.buffer_id(), "one buffer");
+        assert_eq!(
+            b[0].labels.buffer_id(),
+            a[0].labels.buffer_id(),
+            "one buffer"
+        );
         assert!(a[1].labels.to_string().contains(r#"client_id="c2""#));
         assert_ne!(a[1].labels.buffer_id(), a[0].labels.buffer_id());
     }
