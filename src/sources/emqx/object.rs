@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
@@ -94,8 +94,19 @@ impl ClientObject {
     /// (an EMQX 5 client object has about 50 keys; a tree of all of them cost most of a poll).
     /// `Ok(None)` where [`ClientObject::from_json`] gives `None`; `Err` when it is not JSON.
     pub fn from_text(text: &str) -> Result<Option<ClientObject>, serde_json::Error> {
-        let Picked(values) = serde_json::from_str(text)?;
-        Ok(values.and_then(|v| ClientObject::read(|k| read_index(k).and_then(|i| v[i].as_ref()))))
+        // As `ClientPage::read` tells a page: by its first byte; anything but an object is
+        // only checked to be JSON.
+        if !text
+            .trim_start_matches([' ', '\t', '\n', '\r'])
+            .starts_with('{')
+        {
+            serde_json::from_str::<IgnoredAny>(text)?;
+            return Ok(None);
+        }
+        let Picked(v) = serde_json::from_str(text)?;
+        Ok(ClientObject::read(|k| {
+            read_index(k).and_then(|i| v[i].as_ref())
+        }))
     }
 
     /// The liberal reading of the keys `get` finds (a `null` counts as missing).
@@ -126,9 +137,9 @@ impl ClientObject {
     }
 }
 
-/// The values of the keys pushrelay reads, by [`read_index`] (the last of a repeated key,
-/// as a JSON tree keeps it); `None` when the text is not an object.
-struct Picked(Option<Vec<Option<Value>>>);
+/// The values of the keys pushrelay reads, by [`read_index`], of one JSON object (the last of a
+/// repeated key, as a JSON tree keeps it).
+struct Picked(Vec<Option<Value>>);
 
 impl<'de> Deserialize<'de> for Picked {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Picked, D::Error> {
@@ -148,32 +159,10 @@ impl<'de> Deserialize<'de> for Picked {
                         }
                     }
                 }
-                Ok(Picked(Some(values)))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Picked, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Picked(None))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Picked, E> {
-                Ok(Picked(None))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Picked, E> {
-                Ok(Picked(None))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Picked, E> {
-                Ok(Picked(None))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Picked, E> {
-                Ok(Picked(None))
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Picked, E> {
-                Ok(Picked(None))
-            }
-            fn visit_unit<E>(self) -> Result<Picked, E> {
-                Ok(Picked(None))
+                Ok(Picked(values))
             }
         }
-        d.deserialize_any(PickedVisitor)
+        d.deserialize_map(PickedVisitor)
     }
 }
 
@@ -242,15 +231,6 @@ impl Counters {
             .zip(self.0)
             .filter(|(_, v)| !v.is_nan())
             .map(|(k, v)| (*k, v))
-    }
-
-    /// Takes the known values out, leaving none known.
-    pub fn take(&mut self) -> Counters {
-        std::mem::take(self)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.iter().next().is_none()
     }
 }
 
@@ -440,7 +420,7 @@ mod tests {
     #[test]
     fn counters_are_stored_as_a_map_of_the_known_ones() {
         let mut c = Counters::default();
-        assert!(c.is_empty());
+        assert_eq!(c.iter().next(), None);
         c.insert("recv_msg", 5.0);
         c.insert("send_oct", 0.0);
         c.insert("not_a_counter", 1.0);
@@ -449,8 +429,8 @@ mod tests {
         let back: Counters =
             serde_json::from_str(r#"{"recv_msg":5,"send_oct":0,"gone_key":3}"#).unwrap();
         assert_eq!(back, c);
-        assert_eq!(c.take(), back);
-        assert!(c.is_empty() && c.get("recv_msg").is_none());
+        assert_eq!(std::mem::take(&mut c), back);
+        assert!(c.iter().next().is_none() && c.get("recv_msg").is_none());
     }
 
     #[test]

@@ -55,7 +55,7 @@ impl Tracked {
         let reconnected = new_connection || went_back;
         if reconnected {
             self.reconnects += 1;
-            for (k, old) in self.raw.take().iter() {
+            for (k, old) in std::mem::take(&mut self.raw).iter() {
                 let before = self.offset.get(k).copied().unwrap_or(0.0);
                 self.offset.insert(k, before + old);
             }
