@@ -190,15 +190,25 @@ impl Labels {
         K: AsRef<str>,
         V: AsRef<str>,
     {
-        let mut v: Vec<(K, V)> = Vec::new();
-        for (k, val) in pairs {
+        let mut v: Vec<(K, V)> = pairs.into_iter().collect();
+        Labels::from_pairs_in_place(&mut v)
+    }
+
+    /// [`Labels::from_pairs`] over pairs the caller owns (and may reuse): they are checked and
+    /// sorted where they lie, so a parser's scratch vector costs no allocation per sample.
+    pub fn from_pairs_in_place<K, V>(v: &mut [(K, V)]) -> Result<Labels, LabelError>
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        for (k, _) in v.iter() {
             let name = k.as_ref();
             if !is_valid_label_name(name) || name == "__name__" {
                 return Err(LabelError::InvalidName(name.to_string()));
             }
-            v.push((k, val));
         }
-        v.sort_by(|a, b| (a.0.as_ref(), a.1.as_ref()).cmp(&(b.0.as_ref(), b.1.as_ref())));
+        // Unstable is enough: two pairs that compare equal have one name, which is an error.
+        v.sort_unstable_by(|a, b| (a.0.as_ref(), a.1.as_ref()).cmp(&(b.0.as_ref(), b.1.as_ref())));
         // Repeats are checked before empty values are dropped: `a="",a="x"` is still a repeat.
         if let Some(w) = v.windows(2).find(|w| w[0].0.as_ref() == w[1].0.as_ref()) {
             return Err(LabelError::Repeated(w[0].0.as_ref().to_string()));
@@ -208,6 +218,21 @@ impl Labels {
                 .map(|(k, val)| (k.as_ref(), val.as_ref()))
                 .filter(|(_, val)| !val.is_empty()),
         ))
+    }
+
+    /// This set laid over `under`: every label of both, this set's value where both have a
+    /// name. One sorted merge, so it costs one buffer and no sort.
+    pub fn over(&self, under: &Labels) -> Labels {
+        if under.is_empty() {
+            return self.clone();
+        }
+        if self.is_empty() {
+            return under.clone();
+        }
+        Labels::from_sorted(Over {
+            a: self.iter().peekable(),
+            b: under.iter().peekable(),
+        })
     }
 
     /// The value of label `name`, if present.
@@ -301,6 +326,32 @@ impl<'a, I: Iterator<Item = (&'a str, &'a str)>> Iterator for MergeSorted<'a, I>
             (Some(&(ak, _)), Some((bk, _))) if bk < ak => self.b.take(),
             (Some(_), _) => self.a.next(),
             (None, _) => self.b.take(),
+        }
+    }
+}
+
+/// The pairs of two sorted label sets, merged; `a` wins where both have a name.
+#[derive(Clone)]
+struct Over<'a> {
+    a: std::iter::Peekable<LabelIter<'a>>,
+    b: std::iter::Peekable<LabelIter<'a>>,
+}
+
+impl<'a> Iterator for Over<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<(&'a str, &'a str)> {
+        match (self.a.peek(), self.b.peek()) {
+            (Some(&(ak, _)), Some(&(bk, _))) => match ak.cmp(bk) {
+                std::cmp::Ordering::Less => self.a.next(),
+                std::cmp::Ordering::Greater => self.b.next(),
+                std::cmp::Ordering::Equal => {
+                    self.b.next();
+                    self.a.next()
+                }
+            },
+            (Some(_), None) => self.a.next(),
+            (None, _) => self.b.next(),
         }
     }
 }

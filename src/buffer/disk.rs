@@ -571,6 +571,13 @@ impl DiskQueue {
 
     /// Removes the front entry (delivered, refused or dropped) and moves the cursor past it.
     fn pop_front(&mut self) -> Option<Entry> {
+        let e = self.pop_front_quietly()?;
+        self.write_cursor();
+        Some(e)
+    }
+
+    /// [`DiskQueue::pop_front`] without writing the cursor: the caller writes it.
+    fn pop_front_quietly(&mut self) -> Option<Entry> {
         let e = self.entries.pop_front()?;
         if self.min_oldest.front().is_some_and(|&(id, _)| id == e.id) {
             self.min_oldest.pop_front();
@@ -590,7 +597,6 @@ impl DiskQueue {
                 }
             }
         }
-        self.write_cursor();
         Some(e)
     }
 
@@ -789,6 +795,19 @@ impl Queue for DiskQueue {
     fn commit(&mut self, id: u64) {
         if self.entries.front().is_some_and(|e| e.id == id) {
             self.pop_front();
+        }
+    }
+
+    fn commit_all(&mut self, ids: &[u64]) {
+        let mut moved = false;
+        for &id in ids {
+            if self.entries.front().is_some_and(|e| e.id == id) {
+                self.pop_front_quietly();
+                moved = true;
+            }
+        }
+        if moved {
+            self.write_cursor();
         }
     }
 

@@ -34,6 +34,12 @@ pub trait Queue: Send {
     /// Removes batch `id` if it is still the oldest: it was delivered or refused for good. (It
     /// may be gone already if a bound pushed it out while it was being sent.)
     fn commit(&mut self, id: u64);
+    /// [`Queue::commit`] for each of `ids`, oldest first (a disk queue moves its cursor once).
+    fn commit_all(&mut self, ids: &[u64]) {
+        for &id in ids {
+            self.commit(id);
+        }
+    }
     /// Samples waiting, over all batches.
     fn samples(&self) -> usize;
     /// Batches waiting.

@@ -22,7 +22,8 @@
 //! - Families keep the order in which they first appeared; families left without samples are
 //!   not returned.
 
-use std::collections::hash_map::{Entry, RandomState};
+use std::borrow::Cow;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 
@@ -31,12 +32,27 @@ use hashbrown::HashTable;
 use super::float::canonical_label_float;
 use crate::model::{Family, Labels, MetricType, Sample, SeriesName};
 
+/// The hasher of the grouper's tables: foldhash, seeded at random per process (a body cannot
+/// choose names that collide), several times faster than SipHash over label sets.
+type Hasher = foldhash::fast::RandomState;
+
+/// The label pairs of one sample as the parsers read them: borrowed from the body unless an
+/// escape had to be undone. The parsers keep one such vector and reuse it for every sample.
+pub(crate) type Pairs<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
+
+/// A grouper presizes its tables for at most this many series from a body's line count, so a
+/// body of empty lines cannot make it reserve much.
+const PRESIZE_MAX: usize = 1 << 16;
+
 /// The metric name of a sample: the bare one before the braces or the quoted one inside
 /// them; both, neither, or an empty one is an error.
-pub(crate) fn sample_name(bare: Option<&str>, quoted: Option<String>) -> Result<String, String> {
+pub(crate) fn sample_name<'a>(
+    bare: Option<&'a str>,
+    quoted: Option<Cow<'a, str>>,
+) -> Result<Cow<'a, str>, String> {
     let name = match (bare, quoted) {
         (Some(_), Some(_)) => return Err("metric name given twice".into()),
-        (Some(n), None) => n.to_string(),
+        (Some(n), None) => Cow::Borrowed(n),
         (None, Some(n)) => n,
         (None, None) => return Err("series without a metric name".into()),
     };
@@ -49,37 +65,42 @@ pub(crate) fn sample_name(bare: Option<&str>, quoted: Option<String>) -> Result<
 /// Turns the parsed label pairs of sample `name` into its label set, as Prometheus checks and
 /// stores them: an empty name or `__name__` is an error; after a TYPE line of `mtype` histogram
 /// (summary) `le` (`quantile`) values are normalised; every label of a name given an empty value
-/// is removed before repeated names are looked for (a repeat is an error).
+/// is removed before repeated names are looked for (a repeat is an error). The pairs are
+/// reordered and changed in place; the caller clears them.
 pub(crate) fn sample_labels(
     name: &str,
     mtype: Option<MetricType>,
-    mut pairs: Vec<(String, String)>,
+    pairs: &mut Pairs<'_>,
 ) -> Result<Labels, String> {
     let normalise = match mtype {
         Some(MetricType::Histogram) => Some("le"),
         Some(MetricType::Summary) => Some("quantile"),
         _ => None,
     };
-    for (k, v) in &mut pairs {
+    let mut any_empty = false;
+    for (k, v) in pairs.iter_mut() {
         if k.is_empty() {
             return Err(format!("empty label name in {name}"));
         }
         if k == "__name__" {
             return Err(format!("label __name__ repeats the metric name of {name}"));
         }
-        if Some(k.as_str()) == normalise {
+        if Some(k.as_ref()) == normalise {
             if let Some(c) = canonical_label_float(v) {
-                *v = c;
+                *v = Cow::Owned(c);
             }
         }
+        any_empty |= v.is_empty();
     }
-    let emptied: Vec<String> = pairs
-        .iter()
-        .filter(|(_, v)| v.is_empty())
-        .map(|(k, _)| k.clone())
-        .collect();
-    pairs.retain(|(k, _)| !emptied.contains(k));
-    Labels::from_pairs(pairs).map_err(|e| format!("{e} in {name}"))
+    if any_empty {
+        let emptied: Vec<String> = pairs
+            .iter()
+            .filter(|(_, v)| v.is_empty())
+            .map(|(k, _)| k.to_string())
+            .collect();
+        pairs.retain(|(k, _)| !emptied.iter().any(|e| e == k));
+    }
+    Labels::from_pairs_in_place(pairs).map_err(|e| format!("{e} in {name}"))
 }
 
 /// What part of its family a sample name is.
@@ -127,6 +148,8 @@ struct Seen {
     family: u32,
     sample: u32,
     last_ts: i64,
+    /// The series' hash, kept so that growing the table does not hash every series again.
+    hash: u64,
 }
 
 #[derive(Default)]
@@ -143,23 +166,27 @@ pub(crate) struct Grouper {
     /// Whether samples of exactly the family's name were seen (routed to it, role `Plain`).
     sampled: Vec<bool>,
     /// Sample names routed to a family of another name (`foo_bucket` to `foo`) and their role.
-    routes: HashMap<SeriesName, (u32, Role)>,
+    routes: HashMap<SeriesName, (u32, Role), Hasher>,
     /// The series kept so far, as indexes into `seen`, found by their name and labels.
     series: HashTable<u32>,
     seen: Vec<Seen>,
-    hasher: RandomState,
+    hasher: Hasher,
     /// Samples kept so far (what a `sample_limit` counts before relabelling).
     kept: usize,
     /// Set when the grouper only counts what it would keep: the latest timestamp per series
     /// hash, nothing else (see [`Grouper::counting`]).
-    counting: Option<HashMap<u64, i64>>,
+    counting: Option<HashMap<u64, i64, Hasher>>,
 }
 
 impl Grouper {
-    /// A grouper for a body scraped at `now_ms`.
-    pub fn new(now_ms: i64) -> Grouper {
+    /// A grouper for a body of `lines` lines scraped at `now_ms`, its series table sized for
+    /// that many series (at most [`PRESIZE_MAX`]), so a large scrape grows it fewer times.
+    pub fn with_capacity(now_ms: i64, lines: usize) -> Grouper {
+        let n = lines.min(PRESIZE_MAX);
         Grouper {
             now: now_ms,
+            series: HashTable::with_capacity(n),
+            seen: Vec::with_capacity(n),
             ..Grouper::default()
         }
     }
@@ -170,7 +197,7 @@ impl Grouper {
     pub fn counting(now_ms: i64) -> Grouper {
         Grouper {
             now: now_ms,
-            counting: Some(HashMap::new()),
+            counting: Some(HashMap::default()),
             ..Grouper::default()
         }
     }
@@ -348,6 +375,7 @@ impl Grouper {
             family: fi as u32,
             sample: family.samples.len() as u32,
             last_ts: ts,
+            hash: key,
         });
         family.samples.push(Sample {
             name,
@@ -355,13 +383,9 @@ impl Grouper {
             value,
             timestamp_ms,
         });
-        let (families, seen, hasher) = (&self.families, &self.seen, &self.hasher);
+        let seen = &self.seen;
         self.series
-            .insert_unique(key, (seen.len() - 1) as u32, |&i| {
-                let at = seen[i as usize];
-                let s = &families[at.family as usize].samples[at.sample as usize];
-                hasher.hash_one((s.name.as_str(), &s.labels))
-            });
+            .insert_unique(key, (seen.len() - 1) as u32, |&i| seen[i as usize].hash);
     }
 
     /// True if family `fi` is what a strict reader expects of its type.

@@ -41,11 +41,12 @@ pub fn parse_at(body: &[u8], now_ms: i64) -> Result<Vec<Family>, ParseError> {
 
 /// [`parse_at`] that gives up once more than `cap` samples are kept (0: no cap).
 pub fn parse_capped(body: &[u8], now_ms: i64, cap: usize) -> Result<Vec<Family>, ParseError> {
-    if super::parse::may_pass_cap(body, cap) {
+    let lines = super::parse::line_count(body);
+    if cap > 0 && lines >= cap {
         // Counted first, as in the classic parser: over the cap, nothing is built.
         run(body, Grouper::counting(now_ms), cap)?;
     }
-    run(body, Grouper::new(now_ms), cap)
+    run(body, Grouper::with_capacity(now_ms, lines), cap)
 }
 
 fn run(body: &[u8], group: Grouper, cap: usize) -> Result<Vec<Family>, ParseError> {
@@ -78,7 +79,7 @@ fn unescape(s: &str) -> Cow<'_, str> {
 }
 
 /// What a label block holds: the quoted metric name, if any, and the label pairs.
-type LabelBlock = (Option<String>, Vec<(String, String)>);
+type LabelBlock<'a> = (Option<Cow<'a, str>>, super::group::Pairs<'a>);
 
 struct Om<'a> {
     b: &'a [u8],
@@ -241,7 +242,7 @@ impl<'a> Om<'a> {
     }
 
     /// A label block at `pos` (on its `{`): the metric name inside, if any, and the pairs.
-    fn labels(&mut self, exemplar: bool) -> Result<LabelBlock, String> {
+    fn labels(&mut self, exemplar: bool) -> Result<LabelBlock<'a>, String> {
         self.pos += 1;
         let mut name = None;
         let mut pairs = Vec::new();
@@ -252,10 +253,10 @@ impl<'a> Om<'a> {
             let (label, quoted) = if self.peek() == Some(b'"') {
                 let raw = self.quoted(!exemplar)?;
                 let s = std::str::from_utf8(raw).map_err(|_| "quoted name is not valid UTF-8")?;
-                (unescape(s).into_owned(), true)
+                (unescape(s), true)
             } else {
                 match self.bare_name(false) {
-                    Some(n) => (n.to_string(), false),
+                    Some(n) => (Cow::Borrowed(n), false),
                     None => return Err(format!("expected a label name, found {}", self.found())),
                 }
             };
@@ -273,7 +274,7 @@ impl<'a> Om<'a> {
             let raw = self.quoted(false)?;
             let v = std::str::from_utf8(raw)
                 .map_err(|_| format!("value of label {label:?} is not valid UTF-8"))?;
-            pairs.push((label, unescape(v).into_owned()));
+            pairs.push((label, unescape(v)));
             if !self.eat(b',') && self.peek() != Some(b'}') {
                 return Err(format!("expected ',' or '}}', found {}", self.found()));
             }
@@ -361,7 +362,7 @@ impl<'a> Om<'a> {
                 }
             }
         }
-        let labels = super::group::sample_labels(&name, self.mtype, pairs)?;
+        let labels = super::group::sample_labels(&name, self.mtype, &mut pairs)?;
         self.group.sample(&name, labels, value, timestamp_ms);
         Ok(())
     }

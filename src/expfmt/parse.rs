@@ -72,17 +72,18 @@ pub fn parse_bytes_capped(
     now_ms: i64,
     cap: usize,
 ) -> Result<Vec<crate::model::Family>, ParseError> {
-    if may_pass_cap(body, cap) {
+    let lines = line_count(body);
+    if cap > 0 && lines >= cap {
         // Count first, keeping a hash per series only: a body over the cap is refused
         // without holding up to `cap` samples, and one under it is parsed as usual.
         run(body, Grouper::counting(now_ms), cap)?;
     }
-    run(body, Grouper::new(now_ms), cap)
+    run(body, Grouper::with_capacity(now_ms, lines), cap)
 }
 
-/// True if `body` has more lines than `cap` (0: no cap), so it may hold more samples.
-pub(crate) fn may_pass_cap(body: &[u8], cap: usize) -> bool {
-    cap > 0 && body.iter().filter(|&&c| c == b'\n').count() >= cap
+/// The number of line ends in `body`: at least its number of samples, less one.
+pub(crate) fn line_count(body: &[u8]) -> usize {
+    body.iter().filter(|&&c| c == b'\n').count()
 }
 
 fn run(body: &[u8], group: Grouper, cap: usize) -> Result<Vec<crate::model::Family>, ParseError> {
@@ -172,9 +173,9 @@ pub(crate) fn unescape(s: &str, quotes: bool) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-fn utf8(b: &[u8], what: &str) -> Result<String, String> {
+fn utf8<'a>(b: &'a [u8], what: &str) -> Result<&'a str, String> {
     match std::str::from_utf8(b) {
-        Ok(s) => Ok(s.to_string()),
+        Ok(s) => Ok(s),
         Err(_) => Err(format!(
             "{what} {:?} is not valid UTF-8",
             String::from_utf8_lossy(b)
@@ -188,8 +189,8 @@ struct Parser<'a> {
     /// The type of the latest TYPE line: decides `le`/`quantile` normalisation.
     mtype: Option<MetricType>,
     group: Grouper,
-    /// Scratch space for the label pairs of the current sample.
-    pairs: Vec<(String, String)>,
+    /// Scratch space for the label pairs of the current sample, cleared after each one.
+    pairs: super::group::Pairs<'a>,
 }
 
 impl<'a> Parser<'a> {
@@ -352,7 +353,7 @@ impl<'a> Parser<'a> {
         };
         if is_help {
             let text = utf8(text, "help text")?;
-            self.group.help(&name, unescape(&text, false).into_owned());
+            self.group.help(&name, unescape(text, false).into_owned());
         } else {
             let kind = match text {
                 b"counter" => MetricType::Counter,
@@ -375,7 +376,7 @@ impl<'a> Parser<'a> {
 
     /// Reads the label block whose `{` is at `pos`; returns the metric name found inside it,
     /// if any. The pairs (unescaped) are left in `self.pairs`.
-    fn labels(&mut self) -> Result<Option<String>, String> {
+    fn labels(&mut self) -> Result<Option<Cow<'a, str>>, String> {
         self.pos += 1;
         self.pairs.clear();
         let mut name = None;
@@ -394,9 +395,7 @@ impl<'a> Parser<'a> {
                     Some(raw) => (utf8(raw, "quoted name")?, true),
                     None => return Err("unterminated quoted name in label block".into()),
                 },
-                c if c.is_ascii_alphabetic() || c == b'_' => {
-                    (self.bare_name(false).to_string(), false)
-                }
+                c if c.is_ascii_alphabetic() || c == b'_' => (self.bare_name(false), false),
                 _ => {
                     return Err(format!(
                         "expected a label name, found {:?}",
@@ -410,7 +409,7 @@ impl<'a> Parser<'a> {
                 if name.is_some() {
                     return Err("metric name given twice".into());
                 }
-                name = Some(unescape(&label, true).into_owned());
+                name = Some(unescape(label, true));
                 if next == b',' {
                     self.pos += 1;
                 }
@@ -429,12 +428,11 @@ impl<'a> Parser<'a> {
             };
             let value = utf8(raw, "label value")?;
             let label = if quoted {
-                unescape(&label, true).into_owned()
+                unescape(label, true)
             } else {
-                label
+                Cow::Borrowed(label)
             };
-            let value = unescape(&value, true).into_owned();
-            self.pairs.push((label, value));
+            self.pairs.push((label, unescape(value, true)));
             self.skip_blanks();
             if self.peek() == b',' && !self.at_end() {
                 self.pos += 1;
@@ -492,9 +490,10 @@ impl<'a> Parser<'a> {
         }
         self.pos += 1;
 
-        let pairs = std::mem::take(&mut self.pairs);
-        let labels = super::group::sample_labels(&name, self.mtype, pairs)?;
-        self.group.sample(&name, labels, value, timestamp_ms);
+        let labels = super::group::sample_labels(&name, self.mtype, &mut self.pairs);
+        // Cleared whatever the outcome: a sample without braces has no pairs of its own.
+        self.pairs.clear();
+        self.group.sample(&name, labels?, value, timestamp_ms);
         Ok(())
     }
 }
@@ -761,7 +760,7 @@ mod tests {
     fn counting_keeps_what_the_grouper_keeps() {
         // Repeats without a timestamp, timestamps going back, forward, and new series.
         let body = "a 1\na 2\nb 1 10\nb 2 5\nb 3 20\nc{x=\"1\"} 1\nc{x=\"1\"} 1 7\nc{x=\"2\"} 1\n";
-        let (mut full, mut counted) = (Grouper::new(0), Grouper::counting(0));
+        let (mut full, mut counted) = (Grouper::with_capacity(0, 0), Grouper::counting(0));
         for g in [&mut full, &mut counted] {
             let mut p = Parser {
                 b: body.as_bytes(),

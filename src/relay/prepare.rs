@@ -192,6 +192,10 @@ impl Preparer {
                 .entry(s.labels.buffer_id())
                 .or_insert_with(|| (s.labels.clone(), self.target_labels(&s.labels)));
             target.clone()
+        } else if self.rules.honor_labels || !has_job_or_instance(&s.labels) {
+            // Nothing to move to `exported_*`: the target set is the series' own labels laid
+            // over the bare one, one sorted merge instead of a sort per series.
+            s.labels.over(bare)
         } else {
             self.target_labels(&s.labels)
         };
@@ -329,6 +333,15 @@ impl Preparer {
 }
 
 /// True if `name` is one of the series the relay adds for every poll.
+/// True if `labels` has a `job` or an `instance` label (names sorted: `instance` < `job`, so the
+/// scan stops at the first name after `job`).
+fn has_job_or_instance(labels: &Labels) -> bool {
+    labels
+        .iter()
+        .take_while(|&(k, _)| k <= "job")
+        .any(|(k, _)| k == "job" || k == "instance")
+}
+
 pub fn is_report_series(name: &str) -> bool {
     REPORT_NAMES.contains(&name)
 }
@@ -365,6 +378,44 @@ mod tests {
             l.to_string(),
             r#"{env="mine",exported_instance="i",exported_job="other",instance="h:9100",job="node",site="home"}"#
         );
+    }
+
+    #[test]
+    fn own_labels_over_the_bare_set_are_the_target_labels() {
+        let owns = [
+            vec![],
+            vec![("env", "mine")],
+            vec![("a", "1"), ("site", "mine"), ("zz", "2")],
+            vec![("instance", "own"), ("x", "1")],
+            vec![("job", "own"), ("jobs", "1")],
+            vec![("exported_job", "e"), ("ia", "1"), ("jo", "2")],
+        ];
+        for honor in [false, true] {
+            for instance in ["h:9100", ""] {
+                for external in [
+                    ext(),
+                    Labels::new(),
+                    Labels::from_pairs([("instance", "x")]).unwrap(),
+                ] {
+                    let rules = SeriesRules {
+                        honor_labels: honor,
+                        ..SeriesRules::default()
+                    };
+                    let p = Preparer::new("node", instance, &external, false).with_rules(rules);
+                    let bare = p.target_labels(&Labels::new());
+                    for own in &owns {
+                        let own = Labels::from_pairs(own.iter().copied()).unwrap();
+                        if honor || !has_job_or_instance(&own) {
+                            assert_eq!(
+                                own.over(&bare),
+                                p.target_labels(&own),
+                                "honor {honor}, instance {instance:?}, external {external}, own {own}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

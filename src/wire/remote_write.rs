@@ -1,6 +1,5 @@
 //! Remote-write 1.0 encoding: samples grouped per series into a `WriteRequest`, protobuf, snappy block.
 
-use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 
 use bytes::Bytes;
@@ -42,7 +41,7 @@ pub struct BatchBuilder {
     /// Each series' place in `order`, found by its name and labels (the table holds indexes
     /// only and compares against `order`).
     index: HashTable<u32>,
-    hasher: RandomState,
+    hasher: foldhash::fast::RandomState,
     /// Series in first-seen order: name, labels, samples in arrival order.
     order: Vec<PendingSeries>,
     metadata: Vec<proto::MetricMetadata>,
@@ -154,14 +153,97 @@ impl BatchBuilder {
     }
 
     /// Encodes and compresses everything added into one request body.
-    pub fn finish(self) -> EncodedBatch {
-        let (req, samples, oldest_ms) = self.build_request();
+    ///
+    /// The protobuf is written straight from the names and label buffers, the bytes prost
+    /// would write for [`BatchBuilder::build_request`]'s message (a unit test holds the two
+    /// equal), without building that message of owned strings first.
+    pub fn finish(mut self) -> EncodedBatch {
+        let mut raw = Vec::new();
+        let mut series = Vec::new();
+        for (name, labels, samples) in &mut self.order {
+            // A stable sort keeps arrival order for equal timestamps.
+            samples.sort_by_key(|(t, _)| *t);
+            series.clear();
+            encode_series(name, labels, samples, &mut series);
+            prost::encoding::encode_key(1, prost::encoding::WireType::LengthDelimited, &mut raw);
+            prost::encoding::encode_varint(series.len() as u64, &mut raw);
+            raw.extend_from_slice(&series);
+        }
+        for m in &self.metadata {
+            prost::encoding::message::encode(3, m, &mut raw);
+        }
         EncodedBatch {
-            samples,
-            body: Bytes::from(compress(&req)),
-            oldest_ms,
+            samples: self.samples,
+            body: Bytes::from(snappy(&raw)),
+            oldest_ms: self.oldest_ms,
         }
     }
+}
+
+/// Writes the body of a `TimeSeries` message (labels with `__name__` in its sorted place, then
+/// samples) as prost encodes it: proto3 fields equal to their default (an empty string, a
+/// value `== 0.0`, `-0.0` included, a zero timestamp) are left out.
+fn encode_series(name: &str, labels: &Labels, samples: &[(i64, f64)], out: &mut Vec<u8>) {
+    use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
+    let string_len = |s: &str| {
+        if s.is_empty() {
+            0
+        } else {
+            1 + encoded_len_varint(s.len() as u64) + s.len()
+        }
+    };
+    let string = |field: u32, s: &str, out: &mut Vec<u8>| {
+        if !s.is_empty() {
+            encode_key(field, WireType::LengthDelimited, out);
+            encode_varint(s.len() as u64, out);
+            out.extend_from_slice(s.as_bytes());
+        }
+    };
+    let label = |k: &str, v: &str, out: &mut Vec<u8>| {
+        encode_key(1, WireType::LengthDelimited, out);
+        encode_varint((string_len(k) + string_len(v)) as u64, out);
+        string(1, k, out);
+        string(2, v, out);
+    };
+    let mut name = Some(name);
+    for (k, v) in labels.iter() {
+        if let Some(n) = name.filter(|_| k > "__name__") {
+            label("__name__", n, out);
+            name = None;
+        }
+        label(k, v, out);
+    }
+    if let Some(n) = name {
+        label("__name__", n, out);
+    }
+    for &(timestamp, value) in samples {
+        let with_value = value != 0.0;
+        let len = if with_value { 9 } else { 0 }
+            + if timestamp != 0 {
+                1 + encoded_len_varint(timestamp as u64)
+            } else {
+                0
+            };
+        encode_key(2, WireType::LengthDelimited, out);
+        encode_varint(len as u64, out);
+        if with_value {
+            encode_key(1, WireType::SixtyFourBit, out);
+            out.extend_from_slice(&value.to_le_bytes());
+        }
+        if timestamp != 0 {
+            encode_key(2, WireType::Varint, out);
+            encode_varint(timestamp as u64, out);
+        }
+    }
+}
+
+/// Snappy-compresses (block format) an encoded request.
+fn snappy(raw: &[u8]) -> Vec<u8> {
+    // Compressing an in-memory buffer only fails for inputs over ~4 GiB, which a batch
+    // bounded by `max_samples_per_send` never reaches.
+    snap::raw::Encoder::new()
+        .compress_vec(raw)
+        .expect("snappy input within size limits")
 }
 
 impl EncodedBatch {
@@ -216,7 +298,11 @@ pub fn merge_split(
         .collect::<Result<_, _>>()?;
     // Series: (labels bytes, sample fields) in first-seen order, found by their labels bytes.
     let mut series: Vec<(&[u8], Vec<&[u8]>)> = Vec::new();
-    let mut index: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::new();
+    let mut index: std::collections::HashMap<&[u8], usize, foldhash::fast::RandomState> =
+        std::collections::HashMap::with_capacity_and_hasher(
+            batches.iter().map(|b| b.samples).max().unwrap_or(0),
+            Default::default(),
+        );
     // Metadata fields (the whole field, and whether it has HELP or a unit) in first-seen order,
     // found by family name; a whole one wins over a type alone.
     let mut metadata: Vec<(&[u8], bool)> = Vec::new();
@@ -263,8 +349,8 @@ pub fn merge_split(
         .map(|b| b.oldest_ms)
         .min()
         .unwrap_or(0);
-    let fixed =
-        std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default();
+    // A fixed seed: the same series goes to the same part in every call.
+    let fixed = foldhash::fast::FixedState::with_seed(0);
     let mut out: Vec<(Vec<u8>, usize)> = (0..parts).map(|_| (Vec::new(), 0)).collect();
     for (labels, samples) in &series {
         let p = if parts == 1 {
@@ -412,12 +498,7 @@ fn metric_type(t: MetricType) -> proto::metric_metadata::MetricType {
 
 /// Protobuf-encodes and snappy-compresses (block format) a request.
 pub fn compress(req: &proto::WriteRequest) -> Vec<u8> {
-    let raw = req.encode_to_vec();
-    // Compressing an in-memory buffer only fails for inputs over ~4 GiB, which a batch
-    // bounded by `max_samples_per_send` never reaches.
-    snap::raw::Encoder::new()
-        .compress_vec(&raw)
-        .expect("snappy input within size limits")
+    snappy(&req.encode_to_vec())
 }
 
 /// Why a received body could not be decoded.
@@ -446,6 +527,48 @@ mod tests {
 
     fn labels(p: &[(&str, &str)]) -> Labels {
         Labels::from_pairs(p.iter().copied()).unwrap()
+    }
+
+    /// `finish` writes the protobuf itself: byte for byte what prost writes for the message
+    /// `build_request` gives, over the values and strings where proto3 leaves fields out.
+    #[test]
+    fn finish_writes_the_bytes_prost_writes() {
+        let fill = |b: &mut BatchBuilder| {
+            let quoted = labels(&[("a", "x\"y\\z\n"), ("Zone", "é"), ("zz", "1")]);
+            for (t, v) in [
+                (5, 1.5),
+                (0, 0.0),
+                (-3, -0.0),
+                (7, f64::NAN),
+                (1, stale_nan()),
+            ] {
+                b.add("up", &quoted, t, v);
+                b.add("_", &Labels::new(), t, v);
+                b.add(
+                    "a_very_long_metric_name_for_a_length_over_127_bytes_"
+                        .repeat(3)
+                        .as_str(),
+                    &quoted,
+                    t,
+                    v,
+                );
+            }
+            b.add("zero", &labels(&[("job", "j")]), 0, 0.0);
+            b.add_metadata(&Family::new("up", MetricType::Counter, "help \"text\""));
+            b.add_type(&Family::new("_", MetricType::Unknown, "ignored"));
+            b.add_metadata(&Family::new("zero", MetricType::Gauge, ""));
+        };
+        let (mut a, mut b) = (BatchBuilder::new(), BatchBuilder::new());
+        fill(&mut a);
+        fill(&mut b);
+        let (req, n, oldest) = a.build_request();
+        let direct = b.finish();
+        assert_eq!((direct.samples, direct.oldest_ms), (n, oldest));
+        let raw = snap::raw::Decoder::new()
+            .decompress_vec(&direct.body)
+            .unwrap();
+        assert_eq!(raw, req.encode_to_vec());
+        assert!(BatchBuilder::new().finish().body.len() <= 1);
     }
 
     #[test]

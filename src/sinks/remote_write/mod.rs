@@ -120,7 +120,7 @@ struct State {
     last_forget: Instant,
     /// With `send_unchanged_every`: the value (bits) and timestamp last queued per gauge or
     /// counter series, by series hash.
-    unchanged: HashMap<u64, (u64, i64)>,
+    unchanged: HashMap<u64, (u64, i64), series::SeriesMapHasher>,
 }
 
 impl RemoteWriteSink {
@@ -172,7 +172,7 @@ impl RemoteWriteSink {
                 metadata_sent: HashMap::new(),
                 last_sent,
                 last_forget: Instant::now(),
-                unchanged: HashMap::new(),
+                unchanged: HashMap::default(),
             }),
             drops: DropLog::new(&cfg.name),
             usage: Mutex::new(usage::UsageFile::open(queue_dir)),
@@ -504,9 +504,7 @@ impl RemoteWriteSink {
             self.account(*samples, result);
         }
         let mut st = self.lock();
-        for id in ids {
-            st.queue.commit(id);
-        }
+        st.queue.commit_all(&ids);
         self.publish(&mut st);
         let queued = st.queue.samples();
         drop(st);

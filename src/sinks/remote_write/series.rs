@@ -9,7 +9,8 @@
 //! still admitted is newer anyway), and past [`MAX_SERIES`] the oldest half is forgotten.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
+use std::sync::LazyLock;
 
 use crate::model::Labels;
 use crate::wire::remote_write::{decode, EncodedBatch};
@@ -35,16 +36,24 @@ impl Refusal {
 
 /// The last timestamp admitted per series.
 pub struct LastSent {
-    last: HashMap<u64, i64>,
+    last: HashMap<u64, i64, SeriesMapHasher>,
     max: usize,
 }
 
+/// The hasher of maps keyed by [`series_hash`]es (already well mixed: a fast one is enough).
+pub type SeriesMapHasher = foldhash::fast::RandomState;
+
+/// The seed of [`series_hash`]: one per process, drawn at random (the hashes only live in
+/// memory, and a scraped target cannot choose series that collide).
+static SERIES_HASHER: LazyLock<foldhash::quality::FixedState> = LazyLock::new(|| {
+    foldhash::quality::FixedState::with_seed(
+        std::collections::hash_map::RandomState::new().hash_one(0u8),
+    )
+});
+
+/// A 64-bit hash of series `name{labels}`, the same for every sink of a process.
 pub fn series_hash(name: &str, labels: &Labels) -> u64 {
-    // The same keys for every instance in a process: the hashes only live in memory.
-    let mut h = std::hash::DefaultHasher::new();
-    name.hash(&mut h);
-    labels.hash(&mut h);
-    h.finish()
+    SERIES_HASHER.hash_one((name, labels))
 }
 
 impl Default for LastSent {
@@ -56,7 +65,7 @@ impl Default for LastSent {
 impl LastSent {
     pub fn with_capacity_limit(max: usize) -> LastSent {
         LastSent {
-            last: HashMap::new(),
+            last: HashMap::default(),
             max: max.max(2),
         }
     }
