@@ -141,6 +141,7 @@ pub struct DemoArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, &cli.log_level);
+    one_malloc_arena();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -152,6 +153,18 @@ pub fn main() -> ExitCode {
         }
     };
     rt.block_on(dispatch(cli.command))
+}
+
+/// Keeps glibc's allocator to one arena. The remote-write sink converts large requests on a
+/// blocking thread, and glibc would give that thread an arena of its own: 8 MiB more resident
+/// at 30,000 series (measured, bench/steady.py) for memory the main arena has free anyway.
+/// musl (the static release builds) has no arenas.
+fn one_malloc_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before any other thread starts.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
 }
 
 fn init_logging(format: LogFormat, level: &str) {

@@ -296,8 +296,11 @@ pub fn merge_split(
         .iter()
         .map(|b| snap::raw::Decoder::new().decompress_vec(&b.body))
         .collect::<Result<_, _>>()?;
-    // Series: (labels bytes, sample fields) in first-seen order, found by their labels bytes.
-    let mut series: Vec<(&[u8], Vec<&[u8]>)> = Vec::new();
+    // Series: labels bytes, sample fields of the first batch that has it, those of later ones
+    // (empty unless a series is in several batches), in first-seen order, found by labels.
+    // The last is the number of samples, over all of them.
+    type Merged<'a> = (&'a [u8], &'a [u8], Vec<&'a [u8]>, usize);
+    let mut series: Vec<Merged<'_>> = Vec::new();
     let mut index: std::collections::HashMap<&[u8], usize, foldhash::fast::RandomState> =
         std::collections::HashMap::with_capacity_and_hasher(
             batches.iter().map(|b| b.samples).max().unwrap_or(0),
@@ -308,22 +311,27 @@ pub fn merge_split(
     let mut metadata: Vec<(&[u8], bool)> = Vec::new();
     let mut families: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::new();
     for raw in &raws {
-        for (field, body, whole) in fields(raw)? {
+        for f in fields(raw) {
+            let (field, body, whole) = f?;
             match field {
                 1 => {
-                    let (labels, samples) = split_series(body)?;
+                    let (labels, samples, n) = split_series(body)?;
                     match index.get(labels) {
-                        Some(&i) => series[i].1.extend(samples),
+                        Some(&i) => {
+                            series[i].2.push(samples);
+                            series[i].3 += n;
+                        }
                         None => {
                             index.insert(labels, series.len());
-                            series.push((labels, samples));
+                            series.push((labels, samples, Vec::new(), n));
                         }
                     }
                 }
                 3 => {
                     let mut family: &[u8] = &[];
                     let mut described = false;
-                    for (f, v, _) in fields(body)? {
+                    for f in fields(body) {
+                        let (f, v, _) = f?;
                         match f {
                             2 => family = v,
                             4 | 5 => described |= !v.is_empty(),
@@ -351,22 +359,25 @@ pub fn merge_split(
         .unwrap_or(0);
     // A fixed seed: the same series goes to the same part in every call.
     let fixed = foldhash::fast::FixedState::with_seed(0);
-    let mut out: Vec<(Vec<u8>, usize)> = (0..parts).map(|_| (Vec::new(), 0)).collect();
-    for (labels, samples) in &series {
+    // Each part gets about its share of the input, which is at most what it will hold.
+    let room = raws.iter().map(|r| r.len()).sum::<usize>() / parts + 64;
+    let mut out: Vec<(Vec<u8>, usize)> =
+        (0..parts).map(|_| (Vec::with_capacity(room), 0)).collect();
+    for (labels, first, more, count) in &series {
         let p = if parts == 1 {
             0
         } else {
             (fixed.hash_one(labels) % parts as u64) as usize
         };
-        let len = labels.len() + samples.iter().map(|s| s.len()).sum::<usize>();
+        let len = labels.len() + first.len() + more.iter().map(|s| s.len()).sum::<usize>();
         let (buf, n) = &mut out[p];
         prost::encoding::encode_key(1, prost::encoding::WireType::LengthDelimited, buf);
         prost::encoding::encode_varint(len as u64, buf);
         buf.extend_from_slice(labels);
-        for s in samples {
+        for s in std::iter::once(first).chain(more) {
             buf.extend_from_slice(s);
         }
-        *n += samples.len();
+        *n += count;
     }
     let with_series = out.iter().filter(|(b, _)| !b.is_empty()).count();
     let mut parts_out = Vec::with_capacity(with_series.max(1));
@@ -399,65 +410,102 @@ pub fn merge_split(
 /// with its key.
 type Field<'a> = (u32, &'a [u8], &'a [u8]);
 
-/// The length-delimited fields of a protobuf message; other wire types are skipped.
-fn fields(mut msg: &[u8]) -> Result<Vec<Field<'_>>, DecodeError> {
-    use prost::encoding::{decode_key, decode_varint, WireType};
-    let mut out = Vec::new();
-    while !msg.is_empty() {
-        let start = msg;
-        let (field, wire) = decode_key(&mut msg)?;
-        let value: &[u8] = match wire {
-            WireType::LengthDelimited => {
-                let len = decode_varint(&mut msg)? as usize;
-                if len > msg.len() {
-                    return Err(DecodeError::Shape("a field runs past the end"));
-                }
-                let (v, rest) = msg.split_at(len);
-                msg = rest;
-                v
-            }
-            WireType::Varint => {
-                decode_varint(&mut msg)?;
-                continue;
-            }
-            WireType::SixtyFourBit | WireType::ThirtyTwoBit => {
-                let n = if wire == WireType::SixtyFourBit { 8 } else { 4 };
-                if n > msg.len() {
-                    return Err(DecodeError::Shape("a field runs past the end"));
-                }
-                msg = &msg[n..];
-                continue;
-            }
-            _ => return Err(DecodeError::Shape("an unexpected wire type")),
-        };
-        let whole = &start[..start.len() - msg.len()];
-        out.push((field, value, whole));
-    }
-    Ok(out)
+/// The length-delimited fields of a protobuf message, in order; other wire types are skipped.
+/// An iterator (nothing allocated): `merge_split` walks every series of a backlog with it.
+fn fields(msg: &[u8]) -> Fields<'_> {
+    Fields(msg)
 }
 
-/// A `TimeSeries` message as its labels (the encoded label fields, contiguous as this crate
-/// writes them) and its encoded sample fields.
-fn split_series(ts: &[u8]) -> Result<(&[u8], Vec<&[u8]>), DecodeError> {
-    let mut labels: Option<(usize, usize)> = None;
-    let mut samples = Vec::new();
-    let base = ts.as_ptr() as usize;
-    for (field, _, whole) in fields(ts)? {
-        let at = whole.as_ptr() as usize - base;
-        match field {
-            1 => {
-                let (s, e) = labels.unwrap_or((at, at));
-                if e != at {
-                    return Err(DecodeError::Shape("a series' labels are not contiguous"));
+struct Fields<'a>(&'a [u8]);
+
+impl<'a> Fields<'a> {
+    fn field(&mut self) -> Result<Option<Field<'a>>, DecodeError> {
+        use prost::encoding::{decode_key, decode_varint, WireType};
+        while !self.0.is_empty() {
+            let start = self.0;
+            let msg = &mut self.0;
+            let (field, wire) = decode_key(msg)?;
+            let value: &[u8] = match wire {
+                WireType::LengthDelimited => {
+                    let len = decode_varint(msg)? as usize;
+                    if len > msg.len() {
+                        return Err(DecodeError::Shape("a field runs past the end"));
+                    }
+                    let (v, rest) = msg.split_at(len);
+                    *msg = rest;
+                    v
                 }
-                labels = Some((s, at + whole.len()));
+                WireType::Varint => {
+                    decode_varint(msg)?;
+                    continue;
+                }
+                WireType::SixtyFourBit | WireType::ThirtyTwoBit => {
+                    let n = if wire == WireType::SixtyFourBit { 8 } else { 4 };
+                    if n > msg.len() {
+                        return Err(DecodeError::Shape("a field runs past the end"));
+                    }
+                    *msg = &msg[n..];
+                    continue;
+                }
+                _ => return Err(DecodeError::Shape("an unexpected wire type")),
+            };
+            let whole = &start[..start.len() - self.0.len()];
+            return Ok(Some((field, value, whole)));
+        }
+        Ok(None)
+    }
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = Result<Field<'a>, DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.field() {
+            Ok(f) => f.map(Ok),
+            Err(e) => {
+                // Nothing after an error is read.
+                self.0 = &[];
+                Some(Err(e))
             }
-            2 => samples.push(whole),
-            _ => {}
         }
     }
-    let (s, e) = labels.unwrap_or((0, 0));
-    Ok((&ts[s..e], samples))
+}
+
+/// A `TimeSeries` message as its labels and its samples: the encoded label fields and the
+/// encoded sample fields, each contiguous as this crate writes them (labels first), and the
+/// number of samples.
+fn split_series(ts: &[u8]) -> Result<(&[u8], &[u8], usize), DecodeError> {
+    let mut count = 0;
+    let mut labels: Option<(usize, usize)> = None;
+    let mut samples: Option<(usize, usize)> = None;
+    let base = ts.as_ptr() as usize;
+    for f in fields(ts) {
+        let (field, _, whole) = f?;
+        let at = whole.as_ptr() as usize - base;
+        let span = match field {
+            1 => &mut labels,
+            2 => {
+                count += 1;
+                &mut samples
+            }
+            _ => continue,
+        };
+        let (s, e) = span.unwrap_or((at, at));
+        if e != at {
+            return Err(DecodeError::Shape(
+                "a series' labels or samples are not contiguous",
+            ));
+        }
+        *span = Some((s, at + whole.len()));
+    }
+    let (ls, le) = labels.unwrap_or((0, 0));
+    let (ss, se) = samples.unwrap_or((le, le));
+    if ss < le {
+        return Err(DecodeError::Shape(
+            "a series' samples come before its labels",
+        ));
+    }
+    Ok((&ts[ls..le], &ts[ss..se], count))
 }
 
 /// The full label list of a series as remote write wants it: `__name__` included, sorted by

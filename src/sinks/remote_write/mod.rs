@@ -54,6 +54,30 @@ use crate::wire::form::{convert, split_probe, Effort, V2_WRITTEN_HEADERS};
 use crate::wire::remote_write::{merge_split, BatchBuilder, EncodedBatch};
 use crate::BoxFuture;
 
+/// Work on at least this many bytes of queued bodies (a request of about 1,000 samples or more)
+/// runs on a blocking thread, see [`off_thread`].
+const OFF_THREAD_MIN_BYTES: usize = 16 << 10;
+
+/// Runs `work` (merging or converting `bytes` bytes of queued bodies) on tokio's blocking pool
+/// when it is large, inline otherwise. The requests of a round then convert in parallel, on
+/// more than one core where there is one, while the runtime's one thread keeps serving the
+/// network and the sources; a small site never starts a second thread.
+async fn off_thread<T: Send + 'static>(
+    bytes: usize,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    if bytes < OFF_THREAD_MIN_BYTES {
+        return work();
+    }
+    match tokio::task::spawn_blocking(work).await {
+        Ok(t) => t,
+        // A panic in `work` is a bug: it surfaces here, as it would have inline.
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Cancelled: the runtime is shutting down and drops this future with it.
+        Err(_) => std::future::pending().await,
+    }
+}
+
 impl RemoteWriteConfig {
     /// The sink's directory under `state_dir`: its queue, negotiated form and usage record.
     pub fn dir(&self, state_dir: &std::path::Path) -> std::path::PathBuf {
@@ -340,31 +364,39 @@ impl RemoteWriteSink {
     /// into requests of about `max_samples_per_send` (see [`merge_split`]), and the ids of the
     /// batches they hold (oldest first). A batch that cannot be read or merged ends the merge
     /// (the front goes alone).
-    fn next_requests(&self) -> Option<(Vec<u64>, Vec<EncodedBatch>)> {
+    async fn next_requests(&self) -> Option<(Vec<u64>, Vec<EncodedBatch>)> {
         let per = self.cfg.max_samples_per_send;
-        let mut st = self.lock();
-        let front = st.queue.front();
-        self.publish(&mut st);
-        let (id, first) = front?;
-        let mut ids = vec![id];
-        let mut total = first.samples;
-        let mut batches = vec![first];
-        while let Some(n) = st.queue.samples_at(ids.len()) {
-            if total + n > per * self.cfg.max_shards {
-                break;
-            }
-            match st.queue.peek(ids.len()) {
-                Some((id, b)) => {
-                    total += b.samples;
-                    ids.push(id);
-                    batches.push(b);
+        let (mut ids, batches, total) = {
+            let mut st = self.lock();
+            let front = st.queue.front();
+            self.publish(&mut st);
+            let (id, first) = front?;
+            let mut ids = vec![id];
+            let mut total = first.samples;
+            let mut batches = vec![first];
+            while let Some(n) = st.queue.samples_at(ids.len()) {
+                if total + n > per * self.cfg.max_shards {
+                    break;
                 }
-                None => break,
+                match st.queue.peek(ids.len()) {
+                    Some((id, b)) => {
+                        total += b.samples;
+                        ids.push(id);
+                        batches.push(b);
+                    }
+                    None => break,
+                }
             }
-        }
-        drop(st);
+            (ids, batches, total)
+        };
         let parts = total.div_ceil(per).max(1);
-        match merge_split(&batches, parts) {
+        let bytes: usize = batches.iter().map(|b| b.body.len()).sum();
+        let (merged, mut batches) = off_thread(bytes, move || {
+            let merged = merge_split(&batches, parts);
+            (merged, batches)
+        })
+        .await;
+        match merged {
             Ok(requests) => Some((ids, requests)),
             Err(_) => {
                 ids.truncate(1);
@@ -485,7 +517,7 @@ impl RemoteWriteSink {
         cancel: &CancellationToken,
         health: &Mutex<OutageLog>,
     ) -> Option<Vec<(u64, Result<(), Undeliverable>)>> {
-        let (ids, requests) = self.next_requests()?;
+        let (ids, requests) = self.next_requests().await?;
         // A backlog (more queued than this round takes) is compressed for speed.
         let round: usize = requests.iter().map(|r| r.samples).sum();
         let effort = if self.cfg.strong_compression {
@@ -615,8 +647,9 @@ impl RemoteWriteSink {
             } else {
                 None
             };
+            let source = probe.as_ref().map_or(&body, |(p, _)| &p.body).clone();
             let wire_body =
-                match convert(probe.as_ref().map_or(&body, |(p, _)| &p.body), form, effort) {
+                match off_thread(source.len(), move || convert(&source, form, effort)).await {
                     Ok(b) => b,
                     // Not decodable: only the neutral form can carry it (the receiver decides).
                     Err(_) => body.clone(),
