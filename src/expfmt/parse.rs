@@ -378,7 +378,6 @@ impl<'a> Parser<'a> {
     /// if any. The pairs (unescaped) are left in `self.pairs`.
     fn labels(&mut self) -> Result<Option<Cow<'a, str>>, String> {
         self.pos += 1;
-        self.pairs.clear();
         let mut name = None;
         loop {
             self.skip_blanks();
@@ -442,6 +441,8 @@ impl<'a> Parser<'a> {
 
     /// Reads a sample whose bare name (if any) was just read; `pos` is after it.
     fn sample(&mut self, bare: Option<&'a str>) -> Result<(), String> {
+        // A sample without braces has no pairs: none of the previous sample's are left.
+        self.pairs.clear();
         self.skip_blanks();
         let mut inner = None;
         if self.peek() == b'{' && !self.at_end() {
@@ -490,10 +491,8 @@ impl<'a> Parser<'a> {
         }
         self.pos += 1;
 
-        let labels = super::group::sample_labels(&name, self.mtype, &mut self.pairs);
-        // Cleared whatever the outcome: a sample without braces has no pairs of its own.
-        self.pairs.clear();
-        self.group.sample(&name, labels?, value, timestamp_ms);
+        let labels = super::group::sample_labels(&name, self.mtype, &mut self.pairs)?;
+        self.group.sample(&name, labels, value, timestamp_ms);
         Ok(())
     }
 }

@@ -332,7 +332,6 @@ impl Preparer {
     }
 }
 
-/// True if `name` is one of the series the relay adds for every poll.
 /// True if `labels` has a `job` or an `instance` label (names sorted: `instance` < `job`, so the
 /// scan stops at the first name after `job`).
 fn has_job_or_instance(labels: &Labels) -> bool {
@@ -342,6 +341,7 @@ fn has_job_or_instance(labels: &Labels) -> bool {
         .any(|(k, _)| k == "job" || k == "instance")
 }
 
+/// True if `name` is one of the series the relay adds for every poll.
 pub fn is_report_series(name: &str) -> bool {
     REPORT_NAMES.contains(&name)
 }

@@ -205,16 +205,8 @@ fn encode_series(name: &str, labels: &Labels, samples: &[(i64, f64)], out: &mut 
         string(1, k, out);
         string(2, v, out);
     };
-    let mut name = Some(name);
-    for (k, v) in labels.iter() {
-        if let Some(n) = name.filter(|_| k > "__name__") {
-            label("__name__", n, out);
-            name = None;
-        }
+    for (k, v) in named_labels(name, labels) {
         label(k, v, out);
-    }
-    if let Some(n) = name {
-        label("__name__", n, out);
     }
     for &(timestamp, value) in samples {
         let with_value = value != 0.0;
@@ -511,23 +503,34 @@ fn split_series(ts: &[u8]) -> Result<(&[u8], &[u8], usize), DecodeError> {
 /// The full label list of a series as remote write wants it: `__name__` included, sorted by
 /// name (byte order, so `__name__` sorts after upper-case names and before lower-case ones).
 pub fn wire_labels(name: &str, labels: &Labels) -> Vec<proto::Label> {
-    let label = |k: &str, v: &str| proto::Label {
-        name: k.to_string(),
-        value: v.to_string(),
-    };
-    let mut out = Vec::with_capacity(labels.len() + 1);
+    named_labels(name, labels)
+        .map(|(k, v)| proto::Label {
+            name: k.to_string(),
+            value: v.to_string(),
+        })
+        .collect()
+}
+
+/// The pairs of [`wire_labels`], borrowed: `labels` with `("__name__", name)` in its sorted
+/// place.
+fn named_labels<'a>(
+    name: &'a str,
+    labels: &'a Labels,
+) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
     let mut name = Some(name);
-    for (k, v) in labels.iter() {
-        if let Some(n) = name.filter(|_| k > "__name__") {
-            out.push(label("__name__", n));
+    let mut rest = labels.iter().peekable();
+    std::iter::from_fn(move || match (name, rest.peek()) {
+        (Some(n), Some(&(k, _))) if k > "__name__" => {
             name = None;
+            Some(("__name__", n))
         }
-        out.push(label(k, v));
-    }
-    if let Some(n) = name {
-        out.push(label("__name__", n));
-    }
-    out
+        (_, Some(_)) => rest.next(),
+        (Some(n), None) => {
+            name = None;
+            Some(("__name__", n))
+        }
+        (None, None) => None,
+    })
 }
 
 fn metric_type(t: MetricType) -> proto::metric_metadata::MetricType {
