@@ -33,12 +33,14 @@ pub enum Compression {
 /// 300-series poll and 20 ms at the bound here, by estimate 10x that on a Pi Zero class CPU,
 /// once per request (every 3 minutes when metered). By default that CPU would double the
 /// relay's own per poll at a few thousand series.
-/// `Effort::Backlog` (a backlog being drained, request after request) takes level 3: 6-8 %
-/// larger bodies at a third of the CPU, so a drain is bound by the link, not by compression.
+/// `Effort::Backlog` (a backlog being drained, request after request) takes level 1: on
+/// merged backlog requests 0.4 % larger than level 3 for three quarters of its CPU, and 5-8 %
+/// larger than level 6 for a fifth (bench/RESULTS.md), so a drain is bound by the link, not
+/// by compression.
 pub fn zstd_level(raw_len: usize, effort: Effort) -> i32 {
     match effort {
         Effort::Strong if raw_len <= STRONG_ZSTD_MAX => 15,
-        Effort::Backlog => 3,
+        Effort::Backlog => 1,
         _ => 6,
     }
 }
@@ -119,21 +121,16 @@ impl Form {
     }
 }
 
-/// Converts a body in the neutral form (1.0, snappy) to `form`. The neutral form itself is
-/// returned as it is (no work on the common path). `effort`: see [`zstd_level`].
-pub fn convert(
-    neutral: &bytes::Bytes,
-    form: Form,
-    effort: Effort,
-) -> Result<bytes::Bytes, DecodeError> {
+/// Converts a request's body to `form`. A body in the neutral form (1.0, snappy) that goes out
+/// in it is returned as it is (no work on the common path); a merged one (bare protobuf) is
+/// compressed once, in the form it goes out in. `effort`: see [`zstd_level`].
+pub fn convert(body: &rw::Body, form: Form, effort: Effort) -> Result<bytes::Bytes, DecodeError> {
+    use prost::Message;
     match (form.protocol, form.compression) {
-        (Protocol::V1, Compression::Snappy) => Ok(neutral.clone()),
-        (Protocol::V1, Compression::Zstd) => {
-            let raw = snap::raw::Decoder::new().decompress_vec(neutral)?;
-            Ok(zstd_compress(&raw, effort).into())
-        }
+        (Protocol::V1, Compression::Snappy) => Ok(body.neutral()),
+        (Protocol::V1, Compression::Zstd) => Ok(zstd_compress(&body.raw()?, effort).into()),
         (Protocol::V2, _) => {
-            let req = rw::decode(neutral)?;
+            let req = super::proto::WriteRequest::decode(body.raw()?)?;
             Ok(super::v2::compress(&super::v2::from_v1(req)).into())
         }
     }
@@ -179,8 +176,12 @@ pub fn split_probe(batch: &rw::EncodedBatch) -> Option<(rw::EncodedBatch, rw::En
 }
 
 /// zstd-compresses `raw` into one frame (with the content size, without a checksum).
+///
+/// Each thread keeps its compression context for the next request (a new one costs its
+/// tables' allocation and clearing each time: half of a drain's zstd time, measured); it is
+/// freed with the thread (tokio's blocking threads end after 10 s idle), so an idle relay
+/// keeps none beyond its main thread's.
 pub fn zstd_compress(raw: &[u8], effort: Effort) -> Vec<u8> {
-    // Compressing an in-memory buffer fails only on allocation failure or a bad level.
     zstd::bulk::compress(raw, zstd_level(raw.len(), effort)).expect("zstd level is valid")
 }
 
@@ -207,7 +208,7 @@ mod tests {
     #[test]
     fn neutral_form_is_sent_as_it_is() {
         let n = neutral();
-        let out = convert(&n, Form::NEUTRAL, Effort::Normal).unwrap();
+        let out = convert(&rw::Body::Neutral(n.clone()), Form::NEUTRAL, Effort::Normal).unwrap();
         assert_eq!(out.as_ptr(), n.as_ptr(), "no copy, no work");
     }
 
@@ -215,7 +216,7 @@ mod tests {
     fn zstd_body_is_the_same_request() {
         let n = neutral();
         let z = convert(
-            &n,
+            &rw::Body::Neutral(n.clone()),
             Form {
                 protocol: Protocol::V1,
                 compression: Compression::Zstd,
@@ -227,6 +228,29 @@ mod tests {
         let raw = zstd_decompress(&z, 1 << 20).unwrap();
         let req = crate::wire::proto::WriteRequest::decode(raw.as_slice()).unwrap();
         assert_eq!(req, rw::decode(&n).unwrap());
+    }
+
+    /// A merged body (bare protobuf) goes out in every form byte for byte as its neutral twin.
+    #[test]
+    fn raw_body_goes_out_as_its_neutral_twin() {
+        let n = neutral();
+        let raw = snap::raw::Decoder::new().decompress_vec(&n).unwrap();
+        let raw = rw::Body::Raw(raw.into());
+        assert_eq!(raw.neutral(), n);
+        for protocol in [Protocol::V1, Protocol::V2] {
+            for compression in [Compression::Snappy, Compression::Zstd] {
+                let form = Form {
+                    protocol,
+                    compression,
+                };
+                let neutral = rw::Body::Neutral(n.clone());
+                assert_eq!(
+                    convert(&raw, form, Effort::Backlog).unwrap(),
+                    convert(&neutral, form, Effort::Backlog).unwrap(),
+                    "{form:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -26,6 +26,65 @@ pub struct EncodedBatch {
     pub oldest_ms: i64,
 }
 
+/// A request on its way out: a queued batch as it is, or several merged (see [`merge_split`]).
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// How many samples it holds.
+    pub samples: usize,
+    pub body: Body,
+    /// Timestamp of its oldest sample, in ms.
+    pub oldest_ms: i64,
+}
+
+/// A request's body before it takes its wire form.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    /// The queue's neutral form (1.0, snappy), as it was queued.
+    Neutral(Bytes),
+    /// The bare 1.0 protobuf a merge wrote: compressed once, in the form it goes out in,
+    /// rather than in snappy first and then again.
+    Raw(Bytes),
+}
+
+impl Body {
+    /// The body in the neutral form.
+    pub fn neutral(&self) -> Bytes {
+        match self {
+            Body::Neutral(b) => b.clone(),
+            Body::Raw(raw) => Bytes::from(snappy(raw)),
+        }
+    }
+
+    /// The bare protobuf.
+    pub fn raw(&self) -> Result<Bytes, DecodeError> {
+        match self {
+            Body::Neutral(b) => Ok(Bytes::from(snap::raw::Decoder::new().decompress_vec(b)?)),
+            Body::Raw(raw) => Ok(raw.clone()),
+        }
+    }
+}
+
+impl From<EncodedBatch> for Request {
+    fn from(b: EncodedBatch) -> Request {
+        Request {
+            samples: b.samples,
+            body: Body::Neutral(b.body),
+            oldest_ms: b.oldest_ms,
+        }
+    }
+}
+
+impl Request {
+    /// This request as a batch in the neutral form.
+    pub fn to_neutral(&self) -> EncodedBatch {
+        EncodedBatch {
+            samples: self.samples,
+            body: self.body.neutral(),
+            oldest_ms: self.oldest_ms,
+        }
+    }
+}
+
 /// One series of a batch being built: name, labels, `(timestamp_ms, value)` in arrival order.
 type PendingSeries = (SeriesName, Labels, Vec<(i64, f64)>);
 
@@ -276,13 +335,10 @@ impl EncodedBatch {
 /// nothing is decoded into strings), so merging a backlog costs about a snappy round trip.
 /// Each part's `oldest_ms` is the oldest of all the batches (at most that old: what the
 /// queue's age bound needs).
-pub fn merge_split(
-    batches: &[EncodedBatch],
-    parts: usize,
-) -> Result<Vec<EncodedBatch>, DecodeError> {
+pub fn merge_split(batches: &[EncodedBatch], parts: usize) -> Result<Vec<Request>, DecodeError> {
     let parts = parts.max(1);
     if let ([one], 1) = (batches, parts) {
-        return Ok(vec![one.clone()]);
+        return Ok(vec![one.clone().into()]);
     }
     let raws: Vec<Vec<u8>> = batches
         .iter()
@@ -381,13 +437,9 @@ pub fn merge_split(
         for (whole, _) in &metadata {
             buf.extend_from_slice(whole);
         }
-        parts_out.push(EncodedBatch {
+        parts_out.push(Request {
             samples: n,
-            body: Bytes::from(
-                snap::raw::Encoder::new()
-                    .compress_vec(&buf)
-                    .expect("snappy input within size limits"),
-            ),
+            body: Body::Raw(Bytes::from(buf)),
             oldest_ms: if n == 0 { 0 } else { oldest_ms },
         });
     }
@@ -565,6 +617,89 @@ pub enum DecodeError {
     Shape(&'static str),
 }
 
+/// Walks the series of a neutral-form body without decoding it into owned strings: for each,
+/// `each(name, pairs, newest)` with its metric name, its other label pairs borrowed from the
+/// decompressed body (in wire order; `pairs` is one reused vector) and the timestamp of its
+/// newest sample (`None` without samples). A label that is not UTF-8 is an error, as prost's
+/// decoding makes it. For reading what a queue holds at start, at a fraction of `decode`'s cost.
+pub fn for_each_series<'b>(
+    raw: &'b [u8],
+    pairs: &mut Vec<(&'b str, &'b str)>,
+    mut each: impl FnMut(&'b str, &mut Vec<(&'b str, &'b str)>, Option<i64>),
+) -> Result<(), DecodeError> {
+    fn utf8(b: &[u8]) -> Result<&str, DecodeError> {
+        std::str::from_utf8(b).map_err(|_| DecodeError::Shape("a label is not UTF-8"))
+    }
+    for f in fields(raw) {
+        let (field, series, _) = f?;
+        if field != 1 {
+            continue;
+        }
+        pairs.clear();
+        let mut name = "";
+        let mut newest: Option<i64> = None;
+        for f in fields(series) {
+            match f? {
+                (1, label, _) => {
+                    let (mut k, mut v) = ("", "");
+                    for f in fields(label) {
+                        match f? {
+                            (1, b, _) => k = utf8(b)?,
+                            (2, b, _) => v = utf8(b)?,
+                            _ => {}
+                        }
+                    }
+                    if k == "__name__" {
+                        name = v;
+                    } else {
+                        pairs.push((k, v));
+                    }
+                }
+                (2, sample, _) => {
+                    let t = sample_timestamp(sample)?;
+                    newest = Some(newest.map_or(t, |n| n.max(t)));
+                }
+                _ => {}
+            }
+        }
+        each(name, pairs, newest);
+    }
+    Ok(())
+}
+
+/// The timestamp of an encoded `Sample` (field 2, a varint; 0 when left out).
+fn sample_timestamp(mut msg: &[u8]) -> Result<i64, DecodeError> {
+    use prost::encoding::{decode_key, decode_varint, WireType};
+    let mut ts = 0;
+    while !msg.is_empty() {
+        let (field, wire) = decode_key(&mut msg)?;
+        match wire {
+            WireType::Varint => {
+                let v = decode_varint(&mut msg)?;
+                if field == 2 {
+                    ts = v as i64;
+                }
+            }
+            WireType::SixtyFourBit | WireType::ThirtyTwoBit => {
+                let n = if wire == WireType::SixtyFourBit { 8 } else { 4 };
+                if n > msg.len() {
+                    return Err(DecodeError::Shape("a field runs past the end"));
+                }
+                msg = &msg[n..];
+            }
+            WireType::LengthDelimited => {
+                let len = decode_varint(&mut msg)? as usize;
+                if len > msg.len() {
+                    return Err(DecodeError::Shape("a field runs past the end"));
+                }
+                msg = &msg[len..];
+            }
+            _ => return Err(DecodeError::Shape("an unexpected wire type")),
+        }
+    }
+    Ok(ts)
+}
+
 /// Decompresses and decodes a remote-write 1.0 body (the demo receiver and tests use this).
 pub fn decode(body: &[u8]) -> Result<proto::WriteRequest, DecodeError> {
     let raw = snap::raw::Decoder::new().decompress_vec(body)?;
@@ -622,6 +757,47 @@ mod tests {
         assert!(BatchBuilder::new().finish().body.len() <= 1);
     }
 
+    /// The borrowed walk sees what prost's decoding sees: every series' name, other labels and
+    /// newest timestamp, over names placed among upper-case labels, repeats and no samples.
+    #[test]
+    fn for_each_series_matches_decode() {
+        let mut b = BatchBuilder::new();
+        let l = labels(&[("Zone", "é"), ("job", "j"), ("A", "x")]);
+        b.add("up", &l, 5, 1.0);
+        b.add("up", &l, -3, 2.0);
+        b.add("up", &l, 9, f64::NAN);
+        b.add("m", &Labels::new(), 0, 0.0);
+        let batch = b.finish();
+        let mut expected = Vec::new();
+        for ts in decode(&batch.body).unwrap().timeseries {
+            let newest = ts.samples.iter().map(|s| s.timestamp).max();
+            let name = ts.metric_name().to_string();
+            let rest: Vec<_> = ts
+                .labels
+                .into_iter()
+                .filter(|l| l.name != "__name__")
+                .map(|l| (l.name, l.value))
+                .collect();
+            expected.push((name, rest, newest));
+        }
+        let raw = snap::raw::Decoder::new()
+            .decompress_vec(&batch.body)
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut pairs = Vec::new();
+        for_each_series(&raw, &mut pairs, |name, pairs, newest| {
+            let rest = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+            seen.push((name.to_string(), rest.collect::<Vec<_>>(), newest));
+        })
+        .unwrap();
+        assert_eq!(seen, expected);
+        assert_eq!(seen[0].2, Some(9));
+        // A truncated body is an error, never a panic.
+        for cut in 1..raw.len() {
+            let _ = for_each_series(&raw[..cut], &mut Vec::new(), |_, _, _| {});
+        }
+    }
+
     #[test]
     fn name_sorted_among_labels() {
         let l = labels(&[("Zone", "a"), ("job", "j"), ("A", "x")]);
@@ -652,7 +828,7 @@ mod tests {
         let one = batch(1000, &[&a]);
         assert_eq!(
             merge_split(std::slice::from_ref(&one), 1).unwrap()[0].body,
-            one.body
+            Body::Neutral(one.body.clone())
         );
         let merged = merge_split(
             &[
@@ -665,7 +841,7 @@ mod tests {
         .unwrap()
         .remove(0);
         assert_eq!((merged.samples, merged.oldest_ms), (4, 1000));
-        let req = decode(&merged.body).unwrap();
+        let req = decode(&merged.body.neutral()).unwrap();
         assert_eq!(req.metadata.len(), 1);
         let got: Vec<(String, Vec<i64>)> = req
             .timeseries
@@ -724,7 +900,7 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         let mut metadata = 0;
         for p in &parts {
-            let req = decode(&p.body).unwrap();
+            let req = decode(&p.body.neutral()).unwrap();
             metadata += req.metadata.len();
             for t in &req.timeseries {
                 assert!(

@@ -51,22 +51,23 @@ use crate::http::client;
 use crate::model::{stale_nan, MetricType, Snapshot};
 use crate::self_metrics::SelfMetrics;
 use crate::wire::form::{convert, split_probe, Effort, V2_WRITTEN_HEADERS};
-use crate::wire::remote_write::{merge_split, BatchBuilder, EncodedBatch};
+use crate::wire::remote_write::{merge_split, BatchBuilder, Body, Request};
 use crate::BoxFuture;
 
-/// Work on at least this many bytes of queued bodies (a request of about 1,000 samples or more)
-/// runs on a blocking thread, see [`off_thread`].
-const OFF_THREAD_MIN_BYTES: usize = 16 << 10;
+/// Work on at least this many samples (a request of about 100 KB of protobuf or more) runs on
+/// a blocking thread, see [`off_thread`]. Counted in samples, not in compressed bytes: a merged
+/// backlog request compresses to a few bytes per sample but costs its protobuf's size.
+const OFF_THREAD_MIN_SAMPLES: usize = 1000;
 
-/// Runs `work` (merging or converting `bytes` bytes of queued bodies) on tokio's blocking pool
-/// when it is large, inline otherwise. The requests of a round then convert in parallel, on
+/// Runs `work` (merging or converting queued bodies of `samples` samples) on tokio's blocking
+/// pool when it is large, inline otherwise. The requests of a round then convert in parallel, on
 /// more than one core where there is one, while the runtime's one thread keeps serving the
 /// network and the sources; a small site never starts a second thread.
 async fn off_thread<T: Send + 'static>(
-    bytes: usize,
+    samples: usize,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> T {
-    if bytes < OFF_THREAD_MIN_BYTES {
+    if samples < OFF_THREAD_MIN_SAMPLES {
         return work();
     }
     match tokio::task::spawn_blocking(work).await {
@@ -364,7 +365,7 @@ impl RemoteWriteSink {
     /// into requests of about `max_samples_per_send` (see [`merge_split`]), and the ids of the
     /// batches they hold (oldest first). A batch that cannot be read or merged ends the merge
     /// (the front goes alone).
-    async fn next_requests(&self) -> Option<(Vec<u64>, Vec<EncodedBatch>)> {
+    async fn next_requests(&self) -> Option<(Vec<u64>, Vec<Request>)> {
         let per = self.cfg.max_samples_per_send;
         let (mut ids, batches, total) = {
             let mut st = self.lock();
@@ -390,8 +391,7 @@ impl RemoteWriteSink {
             (ids, batches, total)
         };
         let parts = total.div_ceil(per).max(1);
-        let bytes: usize = batches.iter().map(|b| b.body.len()).sum();
-        let (merged, mut batches) = off_thread(bytes, move || {
+        let (merged, mut batches) = off_thread(total, move || {
             let merged = merge_split(&batches, parts);
             (merged, batches)
         })
@@ -401,7 +401,7 @@ impl RemoteWriteSink {
             Err(_) => {
                 ids.truncate(1);
                 batches.truncate(1);
-                Some((ids, batches))
+                Some((ids, batches.into_iter().map(Request::from).collect()))
             }
         }
     }
@@ -584,7 +584,7 @@ impl RemoteWriteSink {
     /// logs the outage's lines. Returns the samples the batch held at its last attempt.
     async fn deliver(
         &self,
-        batch: EncodedBatch,
+        batch: Request,
         effort: Effort,
         cancel: &CancellationToken,
         health: &Mutex<OutageLog>,
@@ -624,10 +624,10 @@ impl RemoteWriteSink {
             let cutoff = self.max_age_cutoff();
             if b.samples > 0 && b.oldest_ms < cutoff {
                 // A body that cannot be decoded is sent as it is: the receiver decides.
-                if let Some(young) = b.without_older_than(cutoff) {
+                if let Some(young) = b.to_neutral().without_older_than(cutoff) {
                     let old = (b.samples - young.samples) as u64;
                     self.drop_samples("too_old", old, || self.too_old_detail());
-                    *b = young;
+                    *b = young.into();
                 }
                 if b.samples == 0 {
                     return Err(Undeliverable::Expired.into());
@@ -642,18 +642,21 @@ impl RemoteWriteSink {
         for _ in 0..6 {
             let form = self.lock_wire().form(self.clock.now_ms());
             let probe = if self.lock_wire().probing(form) {
-                let b = lock(current).batch.clone();
+                let b = lock(current).batch.to_neutral();
                 split_probe(&b)
             } else {
                 None
             };
-            let source = probe.as_ref().map_or(&body, |(p, _)| &p.body).clone();
-            let wire_body =
-                match off_thread(source.len(), move || convert(&source, form, effort)).await {
-                    Ok(b) => b,
-                    // Not decodable: only the neutral form can carry it (the receiver decides).
-                    Err(_) => body.clone(),
-                };
+            let (source, samples) = match &probe {
+                Some((p, _)) => (Body::Neutral(p.body.clone()), p.samples),
+                None => (body.clone(), lock(current).batch.samples),
+            };
+            let wire_body = match off_thread(samples, move || convert(&source, form, effort)).await
+            {
+                Ok(b) => b,
+                // Not decodable: only the neutral form can carry it (the receiver decides).
+                Err(_) => body.neutral(),
+            };
             let mut req = self.client.post(self.cfg.url.clone());
             for (k, v) in form.headers() {
                 req = req.header(k, v);
@@ -676,10 +679,10 @@ impl RemoteWriteSink {
             }
             if let (Some((first, rest)), true) = (probe, result.is_ok()) {
                 // The form is taken, and so is the first series: now the rest.
-                body = rest.body.clone();
+                body = Body::Neutral(rest.body.clone());
                 let mut a = lock(current);
                 a.delivered += first.samples;
-                a.batch = rest;
+                a.batch = rest.into();
                 continue;
             }
             if result.is_ok()
@@ -756,7 +759,7 @@ impl RemoteWriteSink {
 /// One request being delivered: what is left to send, and the samples of it a probe
 /// delivered already (see `Negotiator::probing`).
 struct Attempt {
-    batch: EncodedBatch,
+    batch: Request,
     delivered: usize,
     effort: Effort,
 }

@@ -13,7 +13,7 @@ use std::hash::BuildHasher;
 use std::sync::LazyLock;
 
 use crate::model::Labels;
-use crate::wire::remote_write::{decode, EncodedBatch};
+use crate::wire::remote_write::{for_each_series, EncodedBatch};
 
 /// Series remembered at most (about 10 MiB).
 pub const MAX_SERIES: usize = 1 << 19;
@@ -99,31 +99,24 @@ impl LastSent {
     /// Learns the last timestamp of every series in a batch already queued (at start, from
     /// the queue a previous run left).
     pub fn learn(&mut self, batch: &EncodedBatch) {
-        let Ok(req) = decode(&batch.body) else {
+        // Borrowed from the decompressed body: one allocation per series (its label set).
+        let Ok(raw) = snap::raw::Decoder::new().decompress_vec(&batch.body) else {
             return;
         };
-        for ts in req.timeseries {
-            let Some(last) = ts.samples.iter().map(|s| s.timestamp).max() else {
-                continue;
+        let mut pairs = Vec::new();
+        let _ = for_each_series(&raw, &mut pairs, |name, pairs, newest| {
+            let Some(last) = newest else {
+                return;
             };
-            let mut name = String::new();
-            let pairs = ts.labels.into_iter().filter_map(|l| {
-                if l.name == "__name__" {
-                    name = l.value;
-                    None
-                } else {
-                    Some((l.name, l.value))
-                }
-            });
-            let Ok(labels) = Labels::from_pairs(pairs.collect::<Vec<_>>()) else {
-                continue;
+            let Ok(labels) = Labels::from_pairs_in_place(pairs) else {
+                return;
             };
             if self.last.len() >= self.max {
                 self.forget_oldest_half();
             }
-            let t = self.last.entry(series_hash(&name, &labels)).or_insert(last);
+            let t = self.last.entry(series_hash(name, &labels)).or_insert(last);
             *t = (*t).max(last);
-        }
+        });
     }
 
     /// Forgets the series whose last sample is older than `cutoff_ms`: every sample admitted
