@@ -33,10 +33,10 @@ pub enum Compression {
 /// 300-series poll and 20 ms at the bound here, by estimate 10x that on a Pi Zero class CPU,
 /// once per request (every 3 minutes when metered). By default that CPU would double the
 /// relay's own per poll at a few thousand series.
-/// `Effort::Backlog` (a backlog being drained, request after request) takes level 1: on
-/// merged backlog requests 0.4 % larger than level 3 for three quarters of its CPU, and 5-8 %
-/// larger than level 6 for a fifth (bench/RESULTS.md), so a drain is bound by the link, not
-/// by compression.
+/// `Effort::Backlog` (a backlog being drained, request after request) takes level 1: 0.4-3 %
+/// larger than level 3 (merged backlog requests of the simulator, one- and four-scrape bodies
+/// of 300 series) for about three quarters of its CPU, and a small fraction of level 6's
+/// (bench/RESULTS.md), so a drain is bound by the link, not by compression.
 pub fn zstd_level(raw_len: usize, effort: Effort) -> i32 {
     match effort {
         Effort::Strong if raw_len <= STRONG_ZSTD_MAX => 15,
