@@ -125,6 +125,8 @@ pub struct RemoteWriteSink {
     appended: Notify,
     /// Set once the last batch was sealed at shutdown (the sender then stops holding back).
     closed: AtomicBool,
+    /// The last round sent was part of a backlog (see [`Self::send_front`]).
+    draining: AtomicBool,
     requests: Option<DefaultDirectRateLimiter>,
     samples: Option<DefaultDirectRateLimiter>,
     /// Samples given up on, for the log.
@@ -208,6 +210,7 @@ impl RemoteWriteSink {
             queued: Notify::new(),
             appended: Notify::new(),
             closed: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
             requests,
             samples,
         })
@@ -518,11 +521,15 @@ impl RemoteWriteSink {
         health: &Mutex<OutageLog>,
     ) -> Option<Vec<(u64, Result<(), Undeliverable>)>> {
         let (ids, requests) = self.next_requests().await?;
-        // A backlog (more queued than this round takes) is compressed for speed.
+        // A backlog (more queued than this round takes) is compressed for speed, and so is the
+        // round that ends it: at the default level its requests of a full round would take
+        // zstd's larger tables on each connection at once, the drain's peak memory (measured).
         let round: usize = requests.iter().map(|r| r.samples).sum();
+        let backlog = self.lock().queue.samples() > round;
+        let ending = self.draining.swap(backlog, Ordering::Relaxed);
         let effort = if self.cfg.strong_compression {
             Effort::Strong
-        } else if self.lock().queue.samples() > round {
+        } else if backlog || ending {
             Effort::Backlog
         } else {
             Effort::Normal
