@@ -34,11 +34,17 @@ pub trait Queue: Send {
     /// Removes batch `id` if it is still the oldest: it was delivered or refused for good. (It
     /// may be gone already if a bound pushed it out while it was being sent.)
     fn commit(&mut self, id: u64);
-    /// [`Queue::commit`] for each of `ids`, oldest first (a disk queue moves its cursor once).
+    /// [`Queue::commit`] for each of `ids`, oldest first. A disk queue moves its cursor once,
+    /// and writes it at most every 100 ms; the latest position then waits for the next
+    /// [`Queue::sync`] ([`Queue::cursor_pending`] says so).
     fn commit_all(&mut self, ids: &[u64]) {
         for &id in ids {
             self.commit(id);
         }
+    }
+    /// Whether a moved cursor waits for the next [`Queue::sync`] to be written.
+    fn cursor_pending(&self) -> bool {
+        false
     }
     /// Samples waiting, over all batches.
     fn samples(&self) -> usize;

@@ -121,7 +121,8 @@ pub struct RemoteWriteSink {
     wire: Mutex<Negotiator>,
     /// Wakes the sender when the queue gains a batch or the sink closes.
     queued: Notify,
-    /// Wakes the fsync timer when a batch was appended (so an idle relay never wakes for it).
+    /// Wakes the fsync timer when a batch was appended or the queue's cursor waits to be
+    /// written (so an idle relay never wakes for it).
     appended: Notify,
     /// Set once the last batch was sealed at shutdown (the sender then stops holding back).
     closed: AtomicBool,
@@ -447,8 +448,9 @@ impl RemoteWriteSink {
             self.closed.store(true, Ordering::SeqCst);
             self.queued.notify_one();
         };
-        // Appended batches reach the disk at most one `fsync` interval after the append. The
-        // timer sleeps until something is appended, so an idle relay does not wake for it.
+        // Appended batches reach the disk at most one `fsync` interval after the append, and a
+        // moved cursor is written by then too. The timer sleeps until something is appended or
+        // the cursor moves, so an idle relay does not wake for it.
         let syncer = async {
             let Fsync::Every(every) = self.cfg.buffer.fsync else {
                 return; // "always": the queue syncs on every append.
@@ -544,9 +546,14 @@ impl RemoteWriteSink {
         }
         let mut st = self.lock();
         st.queue.commit_all(&ids);
+        let cursor_pending = st.queue.cursor_pending();
         self.publish(&mut st);
         let queued = st.queue.samples();
         drop(st);
+        if cursor_pending {
+            // The fsync timer writes it.
+            self.appended.notify_one();
+        }
         let delivered: u64 = results
             .iter()
             .filter(|(_, r)| r.is_ok())
