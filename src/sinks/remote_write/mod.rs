@@ -364,26 +364,32 @@ impl RemoteWriteSink {
         }
     }
 
-    /// The next requests to send at once: the oldest queued batch merged with those after it
-    /// while the total stays within `max_samples_per_send` × `max_shards`, split by series
-    /// into requests of about `max_samples_per_send` (see [`merge_split`]), and the ids of the
-    /// batches they hold (oldest first). A batch that cannot be read or merged ends the merge
-    /// (the front goes alone).
-    async fn next_requests(&self) -> Option<(Vec<u64>, Vec<Request>)> {
+    /// The next requests to send at once: the oldest queued batch (or, `skip > 0`, the one
+    /// `skip` places behind it) merged with those after it while the total stays within
+    /// `max_samples_per_send` × `max_shards`, split by series into requests of about
+    /// `max_samples_per_send` (see [`merge_split`]), and the ids of the batches they hold
+    /// (oldest first). A batch that cannot be read or merged ends the merge (the first goes
+    /// alone); behind the front, one that cannot be read is left for `front` (`None`).
+    async fn next_requests(&self, skip: usize) -> Option<Round> {
         let per = self.cfg.max_samples_per_send;
         let (mut ids, batches, total) = {
             let mut st = self.lock();
-            let front = st.queue.front();
-            self.publish(&mut st);
-            let (id, first) = front?;
+            let first = if skip == 0 {
+                let front = st.queue.front();
+                self.publish(&mut st);
+                front
+            } else {
+                st.queue.peek(skip)
+            };
+            let (id, first) = first?;
             let mut ids = vec![id];
             let mut total = first.samples;
             let mut batches = vec![first];
-            while let Some(n) = st.queue.samples_at(ids.len()) {
+            while let Some(n) = st.queue.samples_at(skip + ids.len()) {
                 if total + n > per * self.cfg.max_shards {
                     break;
                 }
-                match st.queue.peek(ids.len()) {
+                match st.queue.peek(skip + ids.len()) {
                     Some((id, b)) => {
                         total += b.samples;
                         ids.push(id);
@@ -495,6 +501,7 @@ impl RemoteWriteSink {
                 .reporting_to(self.status.clone(), self.clock.clone()),
         );
         let mut seen = None;
+        let mut ahead = None;
         loop {
             if let Some(wait) = self.hold(&mut seen) {
                 tokio::select! {
@@ -503,7 +510,7 @@ impl RemoteWriteSink {
                 }
                 continue;
             }
-            if self.send_front(cancel, &health).await.is_some() {
+            if self.send_front(cancel, &health, &mut ahead).await.is_some() {
                 continue;
             }
             if self.closed.load(Ordering::SeqCst) {
@@ -521,8 +528,17 @@ impl RemoteWriteSink {
         &self,
         cancel: &CancellationToken,
         health: &Mutex<OutageLog>,
+        ahead: &mut Option<Round>,
     ) -> Option<Vec<(u64, Result<(), Undeliverable>)>> {
-        let (ids, requests) = self.next_requests().await?;
+        // A round merged while the one before it was in flight, if the queue's front is still
+        // where it begins (a bound may have pushed batches out meanwhile).
+        let prepared = ahead
+            .take()
+            .filter(|(ids, _)| self.lock().queue.front_id() == ids.first().copied());
+        let (ids, requests) = match prepared {
+            Some(round) => round,
+            None => self.next_requests(0).await?,
+        };
         // A backlog (more queued than this round takes) is compressed for speed, and so is the
         // round that ends it: at the default level its requests of a full round would take
         // zstd's larger tables on each connection at once, the drain's peak memory (measured).
@@ -536,11 +552,20 @@ impl RemoteWriteSink {
         } else {
             Effort::Normal
         };
-        let results = futures_util::future::join_all(requests.into_iter().map(|batch| async {
+        let sends = futures_util::future::join_all(requests.into_iter().map(|batch| async {
             self.rate_limit(batch.samples).await;
             self.deliver(batch, effort, cancel, health).await
-        }))
-        .await;
+        }));
+        // In a backlog the next round is read and merged while this one is in flight (it goes
+        // out only after this one is answered, so each series' samples stay in order).
+        let merge_next = async {
+            match backlog {
+                true => self.next_requests(ids.len()).await,
+                false => None,
+            }
+        };
+        let (results, next) = tokio::join!(sends, merge_next);
+        *ahead = next;
         for (samples, result) in &results {
             self.account(*samples, result);
         }
@@ -736,7 +761,8 @@ impl RemoteWriteSink {
         let mut refusal = None;
         let never = CancellationToken::new();
         let work = async {
-            while let Some(results) = self.send_front(&never, &health).await {
+            let mut ahead = None;
+            while let Some(results) = self.send_front(&never, &health, &mut ahead).await {
                 for (samples, r) in results {
                     match r {
                         Ok(()) => sent += samples,
@@ -769,6 +795,9 @@ impl RemoteWriteSink {
         ))
     }
 }
+
+/// The requests of one round and the ids of the queued batches they hold (oldest first).
+type Round = (Vec<u64>, Vec<Request>);
 
 /// One request being delivered: what is left to send, and the samples of it a probe
 /// delivered already (see `Negotiator::probing`).
