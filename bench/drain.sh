@@ -18,10 +18,13 @@
 #    hour, so about 100 fresh samples queue behind the backlog) because `run` needs a source.
 # The report goes to bench/out/<run>/drain.md (and standard output); raw JSON next to it.
 #
-# Usage: bench/drain.sh [--samples N] [--devices N] [--interval DUR] [--repeat R] [--no-vmagent]
-#                       [--big-batches N] [--pushrelay BIN | --no-build] [--keep-tmp]
+# Usage: bench/drain.sh [--samples N] [--devices N | --node-series N] [--interval DUR] [--repeat R]
+#                       [--no-vmagent] [--big-batches N] [--pushrelay BIN | --no-build] [--keep-tmp]
 #   --samples N      backlog size, in samples (default 1000000)
 #   --devices N      simulator size for the backlog (default 300: 34 series per device + 60)
+#   --node-series N  a second exporter shape instead of the simulator: bench/node_like.py's
+#                    node-exporter shape with N series (many families, long label sets, every
+#                    value changing every scrape)
 #   --interval DUR   scrape interval while building the backlog (default 1s)
 #   --repeat R       drains per sender (default 3)
 #   --no-vmagent     pushrelay only
@@ -40,6 +43,7 @@ cd "$repo"
 
 target=1000000
 devices=300
+node_series=0
 interval=1s
 repeat=3
 with_vmagent=1
@@ -52,6 +56,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
     --samples) target="$2"; shift 2 ;;
     --devices) devices="$2"; shift 2 ;;
+    --node-series) node_series="$2"; shift 2 ;;
     --interval) interval="$2"; shift 2 ;;
     --repeat) repeat="$2"; shift 2 ;;
     --no-vmagent) with_vmagent=0; shift ;;
@@ -65,6 +70,7 @@ while [ $# -gt 0 ]; do
 done
 [[ "$target" =~ ^[0-9]+$ ]] || { echo "drain: --samples must be a number" >&2; exit 2; }
 [[ "$devices" =~ ^[0-9]+$ ]] || { echo "drain: --devices must be a number" >&2; exit 2; }
+[[ "$node_series" =~ ^[0-9]+$ ]] || { echo "drain: --node-series must be a number" >&2; exit 2; }
 [[ "$big" =~ ^[0-9]+$ ]] || { echo "drain: --big-batches must be a number (0: off)" >&2; exit 2; }
 [[ "$repeat" =~ ^[1-9][0-9]*$ ]] || { echo "drain: --repeat must be at least 1" >&2; exit 2; }
 [[ "$interval" =~ ^[0-9]+(ms|s|m)$ ]] || { echo "drain: --interval must look like 1s or 500ms" >&2; exit 2; }
@@ -124,14 +130,23 @@ declare -A port_of=([pr]=${ports[4]} [prb]=${ports[5]})
 rw_url="http://127.0.0.1:$p_vm/api/v1/write"
 
 # ---- Workload -------------------------------------------------------------------------------------
-start sim "$pushrelay" sim --listen "127.0.0.1:$p_sim" --devices "$devices"
+if [ "$node_series" -gt 0 ]; then
+    start sim python3 "$repo/bench/node_like.py" --listen "127.0.0.1:$p_sim" --series "$node_series"
+    workload="node-exporter shape (bench/node_like.py --series $node_series)"
+    # No staleness markers or NaN values in this shape: VictoriaMetrics' count is the backlog.
+    count_flags=()
+else
+    start sim "$pushrelay" sim --listen "127.0.0.1:$p_sim" --devices "$devices"
+    workload="$devices-device simulator"
+    count_flags=(--stale-of flapping_link_up --nan-per-value-of battery_voltage_volts)
+fi
 pid_sim=$last_pid
 start sim-small "$pushrelay" sim --listen "127.0.0.1:$p_small" --devices 1
 pid_small=$last_pid
 wait_http "http://127.0.0.1:$p_sim/metrics" "$pid_sim" sim
 wait_http "http://127.0.0.1:$p_small/metrics" "$pid_small" sim-small
 series=$(curl -fsS "http://127.0.0.1:$p_sim/metrics" | grep -vc '^#' || true)
-say "simulator on :$p_sim serves $series series; backlog target $target samples, scraped every $interval"
+say "$workload on :$p_sim serves $series series; backlog target $target samples, scraped every $interval"
 
 # pushrelay senders: pr (default sink settings) and, with --big-batches N, prb (max_samples_per_send = N).
 pr_senders=(pr)
@@ -269,7 +284,7 @@ for rep in $(seq "$repeat"); do
         fi
         stop_pid "$pid_s"
         counts=$("${stats[@]}" vm-count --vm "http://127.0.0.1:$p_vm" --match "{sender=\"$s\",job!=\"fresh\"}" \
-            --stale-of flapping_link_up --nan-per-value-of battery_voltage_volts)
+            "${count_flags[@]}")
         say "$s run $rep: VictoriaMetrics stored $counts"
         stop_pid "$pid_vm"
         queued="${backlog_of[$s]:-${vmag_queued:-0}}"
@@ -298,7 +313,7 @@ for s in "${senders[@]}"; do
 done
 backlog_json="${backlog_json%,}}"
 export DR_DATE DR_TARGET DR_DEVICES DR_SERIES DR_INTERVAL DR_REPEAT DR_BUILD
-export DR_LOAD_BEFORE="$load_before" DR_LOAD_AFTER="$load_after" DR_VM_VERSION="$vm_version"
+export DR_WORKLOAD="$workload" DR_LOAD_BEFORE="$load_before" DR_LOAD_AFTER="$load_after" DR_VM_VERSION="$vm_version"
 export DR_BACKLOG="$backlog_json" DR_CMD DR_GIT DR_PR_VERSION DR_BUILD_HWM="${build_hwm%, }"
 DR_DATE="$(date -u +'%Y-%m-%d %H:%M UTC')"
 DR_TARGET="$target" DR_DEVICES="$devices" DR_SERIES="$series" DR_INTERVAL="$interval" DR_REPEAT="$repeat"
@@ -315,6 +330,7 @@ import json, os, sys
 e = os.environ
 meta = {
     "date": e["DR_DATE"], "target": int(e["DR_TARGET"]), "devices": int(e["DR_DEVICES"]),
+    "workload": e["DR_WORKLOAD"],
     "series": int(e["DR_SERIES"]), "interval": e["DR_INTERVAL"], "repeat": int(e["DR_REPEAT"]),
     "build_seconds": float(e["DR_BUILD"]), "load_before": e["DR_LOAD_BEFORE"],
     "load_after": e["DR_LOAD_AFTER"], "vm_version": e["DR_VM_VERSION"],

@@ -413,7 +413,8 @@ def cmd_drain_report(a):
                  f"the run and {meta['load_after']} after it (the machine was shared with other work: "
                  "read the ratios first).")
     lines.append("")
-    lines.append(f"Backlog: {meta['devices']}-device simulator ({fmt(meta['series'])} series per scrape) "
+    workload = meta.get("workload") or f"{meta['devices']}-device simulator"
+    lines.append(f"Backlog: {workload} ({fmt(meta['series'])} series per scrape) "
                  f"scraped every {meta['interval']} by every sender at once, their remote-write URL "
                  f"a closed port, until each had queued at least {fmt(meta['target'])} samples "
                  f"({meta['build_seconds']:.0f} s); then each was stopped (SIGTERM), and each drain "
