@@ -578,3 +578,58 @@ async fn a_backlog_goes_out_on_several_connections_split_by_series() {
     }
     assert_eq!(m.sent_total("rw"), 240);
 }
+
+/// A backlog's next round is merged while the current one is in flight; if a bound pushes its
+/// batches out meanwhile (the queue's front moved), it is not sent: what was counted dropped
+/// never goes out as well, and each series' samples still arrive in order.
+#[tokio::test]
+async fn a_round_merged_ahead_is_not_sent_once_a_bound_pushed_it_out() {
+    // The first round is refused (503) a few times: time for the bound to act.
+    let rx = scripted(vec![(503, "text/plain", "busy", ""); 8]).await;
+    let clock = WallClock::system();
+    let (s, m) = sink(
+        &clock,
+        &rx.url,
+        "batch_wait = \"10ms\"\nmax_samples_per_send = 10\nmax_shards = 1\nmax_queued_samples = 40",
+    );
+    let s = Arc::new(s);
+    let jobs: Vec<String> = (0..10).map(|i| format!("j{i}")).collect();
+    let samples: Vec<(&str, Option<i64>)> = jobs.iter().map(|j| (j.as_str(), None)).collect();
+    let t0 = clock.now_ms();
+    // Four polls of 10 samples: four batches, a round each; the second is merged ahead.
+    for poll in 0..4 {
+        s.submit(snap(t0 + poll * 1000, &samples));
+    }
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn(s.clone().run(cancel.clone()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rx.seen.lock().unwrap().len() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // While the first round is retried, four more polls push the first four batches out.
+    for poll in 4..8 {
+        s.submit(snap(t0 + poll * 1000, &samples));
+    }
+    while rx.accepted.lock().unwrap().len() < 5 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Checked before stopping: a sender that sent the stale round would never empty its queue
+    // (its commits would not match the front) and keep sending.
+    let mut q = BTreeMap::new();
+    for b in rx.accepted.lock().unwrap().iter() {
+        by_job(&rw::decode(b).unwrap(), &mut q);
+    }
+    // The round in flight when it was pushed out is delivered (it was on the wire already);
+    // the one merged ahead of it is not; then the four newest polls.
+    let want: Vec<i64> = [0, 4, 5, 6, 7].iter().map(|p| t0 + p * 1000).collect();
+    for j in &jobs {
+        assert_eq!(q[j], want, "{j}");
+    }
+    assert_eq!(m.sent_total("rw"), 50);
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("the sender stops once its queue is empty")
+        .unwrap();
+}
