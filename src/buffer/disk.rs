@@ -32,12 +32,12 @@ use bytes::Bytes;
 use super::Queue;
 use crate::wire::remote_write::EncodedBatch;
 
-/// Record header: payload length and CRC32C.
 /// How often a draining queue writes its cursor at most (see [`Queue::commit_all`]): about
 /// every 100 rounds of a fast drain, rather than every round (a tenth of the drain's CPU went to
 /// writing it, measured).
 const CURSOR_EVERY: Duration = Duration::from_millis(100);
 
+/// Record header: payload length and CRC32C.
 const HEADER: u64 = 8;
 /// Payload prefix: samples and oldest timestamp.
 const META: usize = 12;

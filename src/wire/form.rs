@@ -177,11 +177,10 @@ pub fn split_probe(batch: &rw::EncodedBatch) -> Option<(rw::EncodedBatch, rw::En
 
 /// zstd-compresses `raw` into one frame (with the content size, without a checksum).
 ///
-/// Each thread keeps its compression context for the next request (a new one costs its
-/// tables' allocation and clearing each time: half of a drain's zstd time, measured); it is
-/// freed with the thread (tokio's blocking threads end after 10 s idle), so an idle relay
-/// keeps none beyond its main thread's.
+/// A new context each time: keeping one per thread would save about half of a drain's zstd
+/// time, but raised its peak RSS over 16 MiB (measured, bench/RESULTS.md).
 pub fn zstd_compress(raw: &[u8], effort: Effort) -> Vec<u8> {
+    // Compressing an in-memory buffer fails only on allocation failure or a bad level.
     zstd::bulk::compress(raw, zstd_level(raw.len(), effort)).expect("zstd level is valid")
 }
 

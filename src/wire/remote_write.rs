@@ -472,32 +472,43 @@ impl<'a> Fields<'a> {
             let value: &[u8] = match wire {
                 WireType::LengthDelimited => {
                     let len = decode_varint(msg)? as usize;
-                    if len > msg.len() {
-                        return Err(DecodeError::Shape("a field runs past the end"));
-                    }
-                    let (v, rest) = msg.split_at(len);
-                    *msg = rest;
-                    v
+                    take(msg, len)?
                 }
                 WireType::Varint => {
                     decode_varint(msg)?;
                     continue;
                 }
-                WireType::SixtyFourBit | WireType::ThirtyTwoBit => {
-                    let n = if wire == WireType::SixtyFourBit { 8 } else { 4 };
-                    if n > msg.len() {
-                        return Err(DecodeError::Shape("a field runs past the end"));
-                    }
-                    *msg = &msg[n..];
+                _ => {
+                    skip_fixed(msg, wire)?;
                     continue;
                 }
-                _ => return Err(DecodeError::Shape("an unexpected wire type")),
             };
             let whole = &start[..start.len() - self.0.len()];
             return Ok(Some((field, value, whole)));
         }
         Ok(None)
     }
+}
+
+/// The next `n` bytes of `msg`, taken off it.
+fn take<'a>(msg: &mut &'a [u8], n: usize) -> Result<&'a [u8], DecodeError> {
+    if n > msg.len() {
+        return Err(DecodeError::Shape("a field runs past the end"));
+    }
+    let (v, rest) = msg.split_at(n);
+    *msg = rest;
+    Ok(v)
+}
+
+/// Skips the value of a fixed-width field (`wire` 64- or 32-bit; any other is an error).
+fn skip_fixed(msg: &mut &[u8], wire: prost::encoding::WireType) -> Result<(), DecodeError> {
+    use prost::encoding::WireType;
+    let n = match wire {
+        WireType::SixtyFourBit => 8,
+        WireType::ThirtyTwoBit => 4,
+        _ => return Err(DecodeError::Shape("an unexpected wire type")),
+    };
+    take(msg, n).map(|_| ())
 }
 
 impl<'a> Iterator for Fields<'a> {
@@ -680,21 +691,11 @@ fn sample_timestamp(mut msg: &[u8]) -> Result<i64, DecodeError> {
                     ts = v as i64;
                 }
             }
-            WireType::SixtyFourBit | WireType::ThirtyTwoBit => {
-                let n = if wire == WireType::SixtyFourBit { 8 } else { 4 };
-                if n > msg.len() {
-                    return Err(DecodeError::Shape("a field runs past the end"));
-                }
-                msg = &msg[n..];
-            }
             WireType::LengthDelimited => {
                 let len = decode_varint(&mut msg)? as usize;
-                if len > msg.len() {
-                    return Err(DecodeError::Shape("a field runs past the end"));
-                }
-                msg = &msg[len..];
+                take(&mut msg, len)?;
             }
-            _ => return Err(DecodeError::Shape("an unexpected wire type")),
+            _ => skip_fixed(&mut msg, wire)?,
         }
     }
     Ok(ts)
